@@ -1,0 +1,55 @@
+# `make train` / `make test` work on a machine with only python3 + make: the first call builds
+# .venv from pyproject.toml, and it is rebuilt whenever pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MNIST_SOURCE ?= ../shared/data/MNIST
+
+.PHONY: help install data train eval test test-fast benchmark tensorboard clean
+
+help:
+	@echo "make install      create .venv and install the project (+ dev extras)"
+	@echo "make data         copy MNIST from $(MNIST_SOURCE) into data/ (offline staging)"
+	@echo "make train        python train.py ARGS='...'   (e.g. make train ARGS='model=dense')"
+	@echo "make eval         python eval.py ckpt_path=... (pass ARGS='ckpt_path=...')"
+	@echo "make test         the whole test suite"
+	@echo "make test-fast    the suite without the slow (whole-epoch) tests"
+	@echo "make benchmark    speed benchmark, prints a markdown table"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+data:
+	@if [ -d data/MNIST/raw ] && ls data/MNIST/raw/*ubyte* >/dev/null 2>&1; then \
+		echo "data/MNIST/raw already present"; \
+	elif [ -d "$(MNIST_SOURCE)/raw" ]; then \
+		mkdir -p data/MNIST/raw && cp "$(MNIST_SOURCE)"/raw/*.gz data/MNIST/raw/ && echo "staged MNIST from $(MNIST_SOURCE)"; \
+	else \
+		echo "no MNIST at $(MNIST_SOURCE)/raw: train.py will try to download it"; \
+	fi
+
+train: install data
+	$(BIN)/python train.py $(ARGS)
+
+eval: install data
+	$(BIN)/python eval.py $(ARGS)
+
+test: install data
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: install data
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+benchmark: install data
+	$(BIN)/python benchmarks/run.py $(ARGS)
+
+tensorboard: install
+	$(BIN)/tensorboard --logdir logs/
+
+clean:
+	rm -rf $(VENV) logs .pytest_cache

@@ -1,0 +1,1 @@
+"""MNIST classifiers with PyTorch Lightning and Hydra."""

@@ -1,0 +1,21 @@
+"""Errors a user can fix. train.py/eval.py print them as one paragraph instead of a traceback."""
+
+
+class UserFacingError(Exception):
+    """Bad input (config value, path, file, checkpoint): the message says what is wrong and how to fix it."""
+
+
+class ConfigValueError(UserFacingError, ValueError):
+    """A config value is out of range or of the wrong shape."""
+
+
+class DataNotFoundError(UserFacingError):
+    """The MNIST files are missing and could not be downloaded."""
+
+
+class CheckpointError(UserFacingError):
+    """A checkpoint path is missing, unreadable or not one of ours."""
+
+
+class TrainingDivergedError(UserFacingError):
+    """The training loss became NaN/inf; a sweep records the trial as failed."""

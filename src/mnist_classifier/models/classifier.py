@@ -1,0 +1,190 @@
+"""The LightningModule shared by both networks: loss, optimizer and scheduler come from YAML.
+
+Hyperparameters are stored as plain dicts (`_target_` configs), never modules, so a checkpoint
+loads with torch's `weights_only=True` and rebuilds its own network, whichever model trained it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from mnist_classifier.errors import ConfigValueError, TrainingDivergedError
+from mnist_classifier.utils.plain import to_plain
+
+NUM_CLASSES = 10
+SCHEDULER_INTERVALS = ("step", "epoch")
+
+
+def _check_optimizer(optimizer: Mapping[str, Any]) -> None:
+    """Build the optimizer once on a dummy parameter so a bad lr/momentum fails before training."""
+    if not optimizer.get("_partial_"):
+        raise ConfigValueError(
+            "model.optimizer needs `_partial_: true`: the module passes its own parameters to it."
+        )
+    try:
+        instantiate(optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+    except (InstantiationException, ValueError, TypeError) as err:
+        cause = err.__cause__ or err
+        raise ConfigValueError(f"model.optimizer cannot be built from {optimizer}: {cause}") from err
+
+
+class MNISTClassifier(L.LightningModule):
+    """Trains any network that maps a normalised (N, 1, 28, 28) batch to one score row per image."""
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        loss: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None = None,
+        scheduler_interval: str = "step",
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        net, loss, optimizer, scheduler = (to_plain(v) for v in (net, loss, optimizer, scheduler))
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ConfigValueError(
+                f"model.scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}."
+            )
+        _check_optimizer(optimizer)
+        self.save_hyperparameters(
+            {
+                "net": net,
+                "loss": loss,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "scheduler_interval": scheduler_interval,
+                "channels_last": channels_last,
+                "compile": compile,
+            }
+        )
+        self.net = instantiate(net)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.criterion = instantiate(loss)
+        self._forward_net = torch.compile(self.net) if compile else self.net
+
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
+        self.train_acc, self.val_acc, self.test_acc = (MulticlassAccuracy(NUM_CLASSES, average="micro") for _ in range(3))
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # survives resume from last.ckpt
+        self.history: list[dict[str, float | int | None]] = []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The compiled wrapper shares the weights of `net`; keep it out of the state_dict.
+        if name == "_forward_net":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self._forward_net(images)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        scores = self(images)
+        return self.criterion(scores, labels), scores, labels
+
+    # --- training ---------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        if not self.history:  # a fresh run: forget the sanity check; a resumed one keeps its best
+            self.val_acc_best.reset()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, scores, labels = self._step(batch)
+        detached = loss.detach()
+        self.train_loss.update(detached, weight=labels.numel())
+        self.train_acc.update(scores.detach(), labels)
+        self.log("train/loss_step", detached, prog_bar=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        train_loss, train_acc = self.train_loss.compute(), self.train_acc.compute()
+        self.log_dict({"train/loss": train_loss, "train/acc": train_acc})
+        if not self.history or self.history[-1]["epoch"] != self.current_epoch:  # no validation ran
+            self._record_epoch(val_loss=None, val_acc=None)
+        self.train_loss.reset()
+        self.train_acc.reset()
+        if not math.isfinite(float(train_loss)):
+            lr = self.hparams.optimizer.get("lr")
+            raise TrainingDivergedError(
+                f"Training diverged: the mean training loss of epoch {self.current_epoch} is "
+                f"{float(train_loss)}. Lower model.optimizer.lr (now {lr}) or add gradient clipping "
+                f"(trainer.gradient_clip_val=1.0)."
+            )
+
+    # --- validation -------------------------------------------------------------------------
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, scores, labels = self._step(batch)
+        self.val_loss.update(loss, weight=labels.numel())
+        self.val_acc.update(scores, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        val_loss, val_acc = self.val_loss.compute(), self.val_acc.compute()
+        self.val_loss.reset()
+        self.val_acc.reset()
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best.update(val_acc)
+        self.log_dict(
+            {"val/loss": val_loss, "val/acc": val_acc, "val/acc_best": self.val_acc_best.compute()},
+            prog_bar=True,
+        )
+        self._record_epoch(val_loss=float(val_loss), val_acc=float(val_acc))
+
+    def _record_epoch(self, val_loss: float | None, val_acc: float | None) -> None:
+        """One history row per epoch; recorded before ModelCheckpoint saves, so resume keeps it."""
+        train_loss = float(self.train_loss.compute()) if self.train_loss.update_count else None
+        row = {"epoch": self.current_epoch, "train/loss": train_loss, "val/loss": val_loss, "val/acc": val_acc}
+        self.history = [r for r in self.history if r["epoch"] != self.current_epoch] + [row]
+
+    # --- test -------------------------------------------------------------------------------
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        loss, scores, labels = self._step(batch)
+        self.test_loss.update(loss, weight=labels.numel())
+        self.test_acc.update(scores, labels)
+        return {"scores": scores, "labels": labels}  # read by the report callbacks
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({"test/loss": self.test_loss.compute(), "test/acc": self.test_acc.compute()})
+        self.test_loss.reset()
+        self.test_acc.reset()
+
+    # --- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        make_scheduler = instantiate(self.hparams.scheduler)
+        kwargs = {}
+        accepts = inspect.signature(make_scheduler.func).parameters
+        if "total_steps" in accepts and not {"total_steps", "epochs"} & set(make_scheduler.keywords):
+            # Schedules over the whole run (OneCycleLR) follow trainer.max_epochs automatically.
+            per_step = self.hparams.scheduler_interval == "step"
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches) if per_step else self.trainer.max_epochs
+        scheduler = make_scheduler(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval, "monitor": "val/loss"},
+        }
+
+    # --- checkpoint -------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("history", []))

@@ -1,0 +1,65 @@
+"""Convolutional network: [Conv -> (BatchNorm) -> ReLU -> MaxPool] x k -> (hidden Linear) -> Linear."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.models.validation import dropout_probability, positive_ints
+
+
+class ConvNet(nn.Module):
+    """Returns logits, to be trained with cross-entropy. Convolutions keep the size ("same" padding,
+    odd kernels); only pooling shrinks the 28x28 image."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (24, 32),
+        kernel_sizes: Sequence[int] = (5, 3),
+        pool_sizes: Sequence[int] = (2, 2),
+        batch_norm: bool = True,
+        hidden_size: int = 256,
+        dropout: float = 0.0,
+        image_size: int = 28,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        channels = positive_ints("model.net.channels", channels, allow_empty=False)
+        kernel_sizes = positive_ints("model.net.kernel_sizes", kernel_sizes)
+        pool_sizes = positive_ints("model.net.pool_sizes", pool_sizes)
+        dropout = dropout_probability("model.net.dropout", dropout)
+        if not len(channels) == len(kernel_sizes) == len(pool_sizes):
+            raise ConfigValueError(
+                "model.net.channels, kernel_sizes and pool_sizes need one entry per conv block; got "
+                f"{len(channels)}, {len(kernel_sizes)} and {len(pool_sizes)} entries."
+            )
+        if any(k % 2 == 0 for k in kernel_sizes):
+            raise ConfigValueError(f"model.net.kernel_sizes must be odd (same padding), got {kernel_sizes}.")
+        if not isinstance(hidden_size, int) or hidden_size < 0:
+            raise ConfigValueError(f"model.net.hidden_size must be an integer >= 0 (0: no hidden layer), got {hidden_size!r}.")
+        blocks: list[nn.Module] = []
+        size, in_channels = image_size, 1
+        for out_channels, kernel, pool in zip(channels, kernel_sizes, pool_sizes):
+            blocks.append(nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=not batch_norm))
+            if batch_norm:
+                blocks.append(nn.BatchNorm2d(out_channels))
+            blocks += [nn.ReLU(inplace=True), nn.MaxPool2d(pool)] if pool > 1 else [nn.ReLU(inplace=True)]
+            size, in_channels = size // pool, out_channels
+        if size < 1:
+            raise ConfigValueError(
+                f"model.net.pool_sizes {pool_sizes} shrink the {image_size}x{image_size} image to nothing."
+            )
+        head: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout)]
+        width = in_channels * size * size
+        if hidden_size:
+            head += [nn.Linear(width, hidden_size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = hidden_size
+        head.append(nn.Linear(width, num_classes))
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(*head)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))

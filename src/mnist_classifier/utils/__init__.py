@@ -1,0 +1,1 @@
+"""Glue: instantiation, plain hyperparameters, thread limits, metrics file, console summary."""

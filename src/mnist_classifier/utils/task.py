@@ -1,0 +1,68 @@
+"""The wrapper around train/eval: clear one-paragraph errors, metrics.json even on failure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from mnist_classifier.errors import UserFacingError
+from mnist_classifier.utils.metrics_file import write_metrics
+
+log = logging.getLogger(__name__)
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The message for errors caused by bad input (config, paths, files); None for real bugs."""
+    cause = err.__cause__ if isinstance(err, InstantiationException) else None
+    if isinstance(cause, UserFacingError):
+        return str(cause)
+    if isinstance(err, (UserFacingError, InstantiationException, OmegaConfBaseException)):
+        return " ".join(str(err).split())
+    return None
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
+    """Run `task`; a failure is recorded in metrics.json (status, error) before it propagates.
+
+    In a single run, bad input ends the process with exit code 2 and the message alone; in a
+    multirun the job fails and the sweeper records it, so the other jobs go on.
+    """
+    start = time.perf_counter()
+    try:
+        metrics = task(cfg)
+    except Exception as err:
+        message = user_error_message(err)
+        failure = {"status": "failed", "error": message or f"{type(err).__name__}: {err}"}
+        rank_zero_only(write_metrics)(cfg.paths.output_dir, failure | {"wall_time_s": time.perf_counter() - start})
+        if message is not None and not _in_multirun():
+            log.error(message)
+            raise SystemExit(2) from err
+        raise
+    metrics = {"status": "ok", **metrics, "wall_time_s": round(time.perf_counter() - start, 2)}
+    rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
+    return metrics
+
+
+def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
+    """The value a sweeper optimises (`optimized_metric`)."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise UserFacingError(
+            f"optimized_metric={name!r} was not computed in this run; choose one of "
+            f"{sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))}."
+        )
+    return float(metrics[name])
