@@ -9,7 +9,10 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from mnist_classifier.train import train  # noqa: E402
+from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
 from mnist_classifier.utils.task import metric_value, run_task  # noqa: E402
+
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

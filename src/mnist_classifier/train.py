@@ -50,7 +50,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigValueError("train=false needs ckpt_path=... (a checkpoint to test); or use eval.py.")
 
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, _recursive_=False)
+    model = instantiate(cfg.model)
     trainer = build_trainer(cfg)
 
     metrics: dict[str, Any] = {}

@@ -31,6 +31,9 @@ def _check_optimizer(optimizer: Mapping[str, Any]) -> None:
         raise ConfigValueError(
             "model.optimizer needs `_partial_: true`: the module passes its own parameters to it."
         )
+    lr = optimizer.get("lr")
+    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
+        raise ConfigValueError(f"model.optimizer.lr must be a number > 0, got {lr!r}.")
     try:
         instantiate(optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
     except (InstantiationException, ValueError, TypeError) as err:

@@ -21,8 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def user_error_message(err: BaseException) -> str | None:
-    """The message for errors caused by bad input (config, paths, files); None for real bugs."""
-    cause = err.__cause__ if isinstance(err, InstantiationException) else None
+    """The message for errors caused by bad input (config, paths, files); None for real bugs.
+
+    Our own errors raised while Hydra instantiates a config arrive wrapped in (possibly nested)
+    InstantiationExceptions: the innermost one of ours is the message to show.
+    """
+    cause: BaseException | None = err
+    while isinstance(cause, InstantiationException):
+        cause = cause.__cause__
     if isinstance(cause, UserFacingError):
         return str(cause)
     if isinstance(err, (UserFacingError, InstantiationException, OmegaConfBaseException)):

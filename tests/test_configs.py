@@ -1,0 +1,104 @@
+"""Every config group option and every experiment composes, and its objects can be built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from conftest import REPO
+from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.utils.instantiate import instantiate_group
+
+CONFIGS = REPO / "configs"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def compose_train(*overrides: str, config: str = "train") -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name=config, overrides=list(overrides), return_hydra_config=True)
+
+
+def test_every_group_has_options() -> None:
+    for group in ("data", "model", "trainer", "callbacks", "logger", "paths", "hydra", "experiment", "debug", "reports"):
+        assert options(group), group
+    assert {"default", "cpu", "gpu", "ddp", "ddp_sim"} <= set(options("trainer"))
+    assert {"tensorboard", "csv", "none"} <= set(options("logger"))
+    assert {"fdr", "limit"} <= set(options("debug"))
+    assert {"cnn", "dense"} <= set(options("model"))
+
+
+@pytest.mark.parametrize(
+    "group", ["data", "model", "trainer", "callbacks", "logger", "paths", "debug", "reports", "experiment"]
+)
+def test_each_option_composes(group: str, tmp_path: Path) -> None:
+    for option in options(group):
+        cfg = compose_train(f"{group}={option}", f"paths.output_dir={tmp_path}")
+        OmegaConf.to_container(cfg.model, resolve=True)
+        OmegaConf.to_container(cfg.trainer, resolve=True)
+        assert cfg.data._target_.endswith("MNISTDataModule")
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_build_model_and_data(experiment: str) -> None:
+    cfg = compose_train(f"experiment={experiment}")
+    model = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data)
+    assert model.hparams.net["_target_"] == cfg.model.net._target_
+    assert datamodule.hparams.batch_size == cfg.data.batch_size
+
+
+@pytest.mark.parametrize("option", ["default", "cpu", "ddp_sim"])
+def test_cpu_trainers_instantiate(option: str, tmp_path: Path) -> None:
+    cfg = compose_train(f"trainer={option}", f"paths.output_dir={tmp_path}")
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("option", ["default", "none"])
+def test_callback_and_logger_groups_build(option: str, tmp_path: Path) -> None:
+    cfg = compose_train(f"callbacks={option}", f"paths.output_dir={tmp_path}")
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    assert (len(callbacks) > 0) == (option == "default")
+    for logger in options("logger"):
+        cfg = compose_train(f"logger={logger}", f"paths.output_dir={tmp_path}")
+        assert len(instantiate_group(cfg.get("logger"), "logger")) == (0 if logger == "none" else 1)
+
+
+def test_model_recipes_differ_as_specified() -> None:
+    dense = compose_train("model=dense")
+    cnn = compose_train("model=cnn")
+    assert dense.model.loss._target_ == "torch.nn.NLLLoss"
+    assert dense.model.optimizer._target_ == "torch.optim.SGD" and dense.model.optimizer._partial_
+    assert cnn.model.loss._target_ == "torch.nn.CrossEntropyLoss"
+    assert cnn.model.optimizer._target_ == "torch.optim.Adam" and cnn.model.optimizer._partial_
+    assert compose_train().model.net._target_.endswith("ConvNet"), "cnn is the default model"
+
+
+def test_command_line_overrides_win_over_recipes() -> None:
+    assert compose_train("model=dense", "trainer.max_epochs=3").trainer.max_epochs == 3
+    assert compose_train("experiment=cnn_best").trainer.max_epochs > compose_train().trainer.max_epochs
+
+
+def test_entry_without_target_is_an_error() -> None:
+    group = OmegaConf.create({"broken": {"monitor": "val/acc"}})
+    with pytest.raises(ConfigValueError, match="callbacks.broken"):
+        instantiate_group(group, "callbacks")
+    assert instantiate_group(OmegaConf.create({"off": None}), "callbacks") == []
+
+
+def test_eval_config_composes_without_model() -> None:
+    cfg = compose_train("ckpt_path=x.ckpt", config="eval")
+    assert "model" not in cfg and cfg.task_name == "eval"
+
+
+def test_run_dirs_follow_template_layout() -> None:
+    cfg = compose_train()
+    assert "${paths.log_dir}/${task_name}/runs/${now:%Y-%m-%d_%H-%M-%S_%f}" == OmegaConf.to_container(cfg.hydra)["run"]["dir"]
+    assert OmegaConf.to_container(cfg.hydra)["sweep"]["dir"].endswith("multiruns/${now:%Y-%m-%d_%H-%M-%S_%f}")

@@ -1,0 +1,91 @@
+"""Networks, the LightningModule's losses/optimizers, config validation, and a fast_dev_run of each."""
+
+from __future__ import annotations
+
+import re
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from test_configs import compose_train
+from mnist_classifier.utils.task import user_error_message
+from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
+
+
+def build(model: str, *overrides: str) -> MNISTClassifier:
+    return instantiate(compose_train(f"model={model}", *overrides).model)
+
+
+@pytest.mark.parametrize("net", [DenseNet(), ConvNet(), ConvNet(padding="same", batch_norm=False, hidden_size=0)])
+def test_networks_map_a_batch_to_ten_scores(net: torch.nn.Module) -> None:
+    assert net(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+
+
+def test_dense_outputs_log_probabilities() -> None:
+    out = DenseNet(hidden_sizes=[32]).eval()(torch.randn(3, 1, 28, 28))
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("model", "loss", "optimizer"),
+    [("dense", torch.nn.NLLLoss, torch.optim.SGD), ("cnn", torch.nn.CrossEntropyLoss, torch.optim.Adam)],
+)
+def test_loss_and_optimizer_come_from_the_recipe(model: str, loss: type, optimizer: type) -> None:
+    module = build(model, "model.scheduler=null")
+    assert isinstance(module.criterion, loss)
+    assert isinstance(module.configure_optimizers(), optimizer)
+    images, labels = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    value, scores, _ = module._step((images, labels))
+    assert scores.shape == (8, 10) and value.ndim == 0 and value.item() > 0
+
+
+def test_hyperparameters_are_plain_values() -> None:
+    module = build("cnn")
+    for key in ("net", "loss", "optimizer", "scheduler"):
+        assert type(module.hparams[key]) is dict, key
+    rebuilt = MNISTClassifier(**module.hparams)
+    assert type(rebuilt.net) is ConvNet
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=cnn", "model.optimizer.lr=0"], "model.optimizer"),
+        (["model=dense", "model.optimizer.lr=-0.1"], "model.optimizer"),
+        (["model=dense", "model.optimizer.momentum=-1"], "model.optimizer"),
+        (["model=dense", "model.net.dropout=1.0"], r"model\.net\.dropout"),
+        (["model=dense", "model.net.hidden_sizes=[512,0]"], r"model\.net\.hidden_sizes"),
+        (["model=cnn", "model.net.channels=[]"], r"model\.net\.channels"),
+        (["model=cnn", "model.net.kernel_sizes=[5]"], "one entry per conv block"),
+        (["model=cnn", "model.net.padding=same", "model.net.kernel_sizes=[4,3]"], "odd"),
+        (["model=cnn", "model.net.pool_sizes=[8,8]"], "to nothing"),
+        (["model=cnn", "model.scheduler_interval=batch"], "scheduler_interval"),
+        (["model=cnn", "~model.optimizer._partial_"], "_partial_"),
+    ],
+)
+def test_invalid_values_fail_before_training(overrides: list[str], message: str) -> None:
+    cfg = compose_train(*overrides)
+    with pytest.raises(Exception) as err:
+        instantiate(cfg.model)
+    shown = user_error_message(err.value)  # what train.py prints
+    assert shown is not None and re.search(message, shown), shown
+    assert "Error in call to target" not in shown, "our message, not Hydra's wrapper"
+
+
+@pytest.mark.parametrize("model", ["dense", "cnn"])
+def test_fast_dev_run(model: str, synthetic_data_dir: Path, tmp_path: Path) -> None:
+    cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100")
+    module = instantiate(cfg.model)
+    trainer = L.Trainer(
+        fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= set(trainer.callback_metrics)
+    trainer.test(module, datamodule=instantiate(cfg.data))
+    assert {"test/loss", "test/acc"} <= set(trainer.callback_metrics)
+    assert len(module.history) == 1 and module.history[0]["val/acc"] is not None
