@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mnist_classifier.errors import ConfigValueError, TrainingDivergedError
+from mnist_classifier.errors import CheckpointError, ConfigValueError, TrainingDivergedError
 from mnist_classifier.utils.plain import to_plain
 
 NUM_CLASSES = 10
@@ -83,6 +83,7 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume from last.ckpt
         self.history: list[dict[str, float | int | None]] = []
+        self._schedule_steps: int | None = None  # the run length a whole-run schedule was built for
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The compiled wrapper shares the weights of `net`; keep it out of the state_dict.
@@ -105,6 +106,19 @@ class MNISTClassifier(L.LightningModule):
     def on_train_start(self) -> None:
         if not self.history:  # a fresh run: forget the sanity check; a resumed one keeps its best
             self.val_acc_best.reset()
+        self._check_resumed_schedule()
+
+    def _check_resumed_schedule(self) -> None:
+        """A resumed OneCycle-style schedule keeps its planned length: refuse a run of another length."""
+        for config in self.trainer.lr_scheduler_configs:
+            planned = getattr(config.scheduler, "total_steps", None)
+            if planned is not None and self._schedule_steps is not None and planned != self._schedule_steps:
+                raise CheckpointError(
+                    f"The checkpoint's LR schedule ({type(config.scheduler).__name__}) was planned for "
+                    f"{planned} {config.interval}s, but this run lasts {self._schedule_steps}. Resume "
+                    f"with the original run's trainer.max_epochs, data.batch_size and batch limits "
+                    f"(see its .hydra/overrides.yaml), or start a new run."
+                )
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, scores, labels = self._step(batch)
@@ -179,6 +193,7 @@ class MNISTClassifier(L.LightningModule):
             # Schedules over the whole run (OneCycleLR) follow trainer.max_epochs automatically.
             per_step = self.hparams.scheduler_interval == "step"
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches) if per_step else self.trainer.max_epochs
+            self._schedule_steps = kwargs["total_steps"]
         scheduler = make_scheduler(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,
