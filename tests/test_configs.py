@@ -66,6 +66,9 @@ def test_callback_and_logger_groups_build(option: str, tmp_path: Path) -> None:
     cfg = compose_train(f"callbacks={option}", f"paths.output_dir={tmp_path}")
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     assert (len(callbacks) > 0) == (option == "default")
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    assert (trainer.checkpoint_callback is not None) == (option == "default")
+    assert (trainer.progress_bar_callback is not None) == (option == "default")
     for logger in options("logger"):
         cfg = compose_train(f"logger={logger}", f"paths.output_dir={tmp_path}")
         assert len(instantiate_group(cfg.get("logger"), "logger")) == (0 if logger == "none" else 1)

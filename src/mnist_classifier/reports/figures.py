@@ -1,0 +1,90 @@
+"""The figures, as matplotlib Figures (object API: no pyplot state, works headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mnist_classifier.data.in_memory import denormalize
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(width: float, height: float) -> "Figure":
+    from matplotlib.figure import Figure  # lazy: keeps train.py's start-up short
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def training_curves(history: Sequence[Mapping[str, Any]]) -> "Figure":
+    """Train/val loss and val accuracy per epoch."""
+    fig = _figure(10, 4)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = [row["epoch"] for row in history]
+    for key, style in (("train/loss", "o-"), ("val/loss", "s-")):
+        points = [(e, row[key]) for e, row in zip(epochs, history) if row.get(key) is not None]
+        if points:
+            loss_ax.plot(*zip(*points), style, label=key)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
+    loss_ax.legend()
+    points = [(e, 100 * row["val/acc"]) for e, row in zip(epochs, history) if row.get("val/acc") is not None]
+    if points:
+        acc_ax.plot(*zip(*points), "s-", color="tab:green", label="val/acc")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+def confusion_matrix(counts: torch.Tensor) -> "Figure":
+    """Counts annotated; colour = share of the true class (row-normalised)."""
+    import seaborn as sns
+
+    counts = counts.cpu()
+    rows = counts.sum(1, keepdim=True).clamp(min=1)
+    fig = _figure(8, 7)
+    ax = fig.subplots()
+    sns.heatmap(
+        (counts / rows).numpy(), annot=counts.numpy(), fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax,
+        cbar_kws={"label": "share of true class"}, annot_kws={"size": 8},
+    )
+    ax.set(xlabel="predicted", ylabel="true", title=f"Test confusion matrix ({int(counts.sum())} images)")
+    return fig
+
+
+def per_class_accuracy(accuracy: torch.Tensor) -> "Figure":
+    import seaborn as sns
+
+    values = 100 * accuracy.cpu()
+    fig = _figure(8, 3.5)
+    ax = fig.subplots()
+    sns.barplot(x=list(range(len(values))), y=values.numpy(), ax=ax, color="tab:blue")
+    low = max(0.0, float(values.min()) - 2)
+    ax.set(xlabel="digit", ylabel="accuracy (%)", ylim=(low, 100), title="Per-class test accuracy")
+    for i, v in enumerate(values.tolist()):
+        ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    return fig
+
+
+def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 8) -> "Figure":
+    """Normalised (N, 1, 28, 28) images with a caption each."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig = _figure(1.3 * columns, 1.5 * rows + 0.4)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    pixels = denormalize(images.float().cpu())
+    for ax, image, caption in zip(axes, pixels, titles):
+        ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
+
+
+def save(fig: "Figure", path: Any) -> None:
+    fig.savefig(path)

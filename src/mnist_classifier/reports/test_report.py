@@ -1,0 +1,156 @@
+"""Everything about the test set, made once at the end of testing (train.py and eval.py alike).
+
+Files in the run dir: plots/confusion_matrix.png, plots/misclassified.png, plots/per_class_accuracy.png,
+classification_report.json/.md; in TensorBoard: the same figures (Images tab) and the HPARAMS
+session with the final metrics. Each part can be switched off in YAML.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from rich.console import Console
+from rich.table import Table
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from mnist_classifier.reports import figures
+from mnist_classifier.reports.classification_report import classification_report, write_report
+from mnist_classifier.reports.tensorboard import add_figure, log_hparams_session
+
+log = logging.getLogger(__name__)
+NUM_CLASSES = 10
+
+
+class TestReport(L.Callback):
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        output_dir: str,
+        confusion_matrix: bool = True,
+        misclassified: bool = True,
+        per_class: bool = True,
+        classification_report: bool = True,
+        hparams: bool = True,
+        max_misclassified: int = 32,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.enabled = {
+            "confusion_matrix": confusion_matrix, "misclassified": misclassified, "per_class": per_class,
+            "classification_report": classification_report, "hparams": hparams,
+        }
+        self.max_misclassified = max_misclassified
+        self._reset()
+
+    def _reset(self) -> None:
+        self.preds: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+        self.mistakes: dict[str, torch.Tensor] | None = None  # the most confident ones so far
+        self._gathered: tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]] | None = None
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._reset()
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        probs = outputs["scores"].detach().float().softmax(1)  # same for logits and log-probs
+        labels = outputs["labels"].detach()
+        confidence, preds = probs.max(1)
+        self.preds.append(preds)
+        self.labels.append(labels)
+        wrong = preds != labels
+        if self.enabled["misclassified"] and wrong.any():
+            found = {"confidence": confidence[wrong], "images": batch[0][wrong].detach(),
+                     "labels": labels[wrong], "preds": preds[wrong]}
+            if self.mistakes is not None:
+                found = {k: torch.cat([self.mistakes[k], v]) for k, v in found.items()}
+            keep = found["confidence"].topk(min(self.max_misclassified, len(found["confidence"]))).indices
+            self.mistakes = {k: v[keep] for k, v in found.items()}
+
+    def _gather(self, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """All ranks' predictions (DistributedSampler gives each rank an equal-size shard)."""
+        preds, labels = torch.cat(self.preds), torch.cat(self.labels)
+        mistakes = self.mistakes or {}
+        if pl_module.trainer.world_size > 1:
+            preds = pl_module.all_gather(preds).flatten()
+            labels = pl_module.all_gather(labels).flatten()
+            mistakes = self._gather_mistakes(pl_module, mistakes, like=preds)
+        return preds.cpu(), labels.cpu(), {k: v.cpu() for k, v in mistakes.items()}
+
+    def _gather_mistakes(self, pl_module: L.LightningModule, mistakes: dict[str, torch.Tensor],
+                         like: torch.Tensor) -> dict[str, torch.Tensor]:
+        k = self.max_misclassified
+        padded = {  # equal shapes on every rank; padding rows have confidence -1
+            "confidence": torch.full((k,), -1.0, device=like.device),
+            "images": torch.zeros((k, 1, 28, 28), device=like.device),
+            "labels": torch.zeros(k, dtype=torch.long, device=like.device),
+            "preds": torch.zeros(k, dtype=torch.long, device=like.device),
+        }
+        for key, value in mistakes.items():
+            padded[key][: len(value)] = value.to(padded[key].dtype)
+        gathered = {key: pl_module.all_gather(value).flatten(0, 1) for key, value in padded.items()}
+        keep = gathered["confidence"].topk(k).indices
+        keep = keep[gathered["confidence"][keep] >= 0]
+        return {key: value[keep] for key, value in gathered.items()}
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._gathered = self._gather(pl_module) if self.preds else None
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """After the module has logged test/loss and test/acc (they go into the HPARAMS session)."""
+        if self._gathered is not None and trainer.is_global_zero:
+            self._write(trainer, *self._gathered)
+        self._reset()
+
+    def _write(self, trainer: L.Trainer, preds: torch.Tensor, labels: torch.Tensor,
+               mistakes: dict[str, torch.Tensor]) -> None:
+        plots = self.output_dir / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        step = trainer.global_step
+        counts = multiclass_confusion_matrix(preds, labels, NUM_CLASSES)
+        report = classification_report(preds, labels, NUM_CLASSES)
+
+        if self.enabled["confusion_matrix"]:
+            fig = figures.confusion_matrix(counts)
+            written.append(plots / "confusion_matrix.png")
+            figures.save(fig, written[-1])
+            add_figure(trainer, "test/confusion_matrix", fig, step)
+        if self.enabled["per_class"]:
+            fig = figures.per_class_accuracy(counts.diag() / counts.sum(1).clamp(min=1))
+            written.append(plots / "per_class_accuracy.png")
+            figures.save(fig, written[-1])
+            add_figure(trainer, "test/per_class_accuracy", fig, step)
+        if self.enabled["misclassified"] and mistakes:
+            titles = [f"true {t} → {p}\n{100 * c:.1f}%" for t, p, c in
+                      zip(mistakes["labels"].tolist(), mistakes["preds"].tolist(), mistakes["confidence"].tolist())]
+            fig = figures.digit_grid(mistakes["images"], titles, "Most confident mistakes on the test set")
+            written.append(plots / "misclassified.png")
+            figures.save(fig, written[-1])
+            add_figure(trainer, "test/misclassified", fig, step)
+        if self.enabled["classification_report"]:
+            written.extend(write_report(report, self.output_dir))
+            self._print_table(report)
+        if self.enabled["hparams"]:
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+            if hasattr(trainer.lightning_module, "val_acc_best") and trainer.lightning_module.history:
+                metrics["val/acc_best"] = float(trainer.lightning_module.val_acc_best.compute())
+            log_hparams_session(trainer, metrics)
+        for path in written:
+            log.info("Report: %s", path)
+
+    @staticmethod
+    def _print_table(report: dict[str, Any]) -> None:
+        table = Table(title="Per-class results (test set)", title_justify="left")
+        for column in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(column, justify="right")
+        for name, row in report.items():
+            if name != "accuracy":
+                table.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
+        Console().print(table)

@@ -1,0 +1,27 @@
+"""plots/curves.png at the end of training: train/val loss and val accuracy per epoch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+
+from mnist_classifier.reports import figures
+
+log = logging.getLogger(__name__)
+
+
+class TrainingCurves(L.Callback):
+    def __init__(self, output_dir: str) -> None:
+        self.path = Path(output_dir) / "plots" / "curves.png"
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        history = getattr(pl_module, "history", [])
+        if not history or trainer.sanity_checking:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        figures.save(figures.training_curves(history), self.path)
+        log.info("Training curves: %s", self.path)

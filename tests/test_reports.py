@@ -1,0 +1,113 @@
+"""Figures, reports and TensorBoard contents of training and evaluation runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from conftest import assert_ok, run_cli
+from mnist_classifier.reports.classification_report import classification_report, report_markdown
+from mnist_classifier.utils.metrics_file import read_metrics
+
+TEST_PLOTS = ("confusion_matrix.png", "misclassified.png", "per_class_accuracy.png")
+FAST = ["callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    return accumulator.Reload()
+
+
+def assert_png(path: Path, min_size: int = 300) -> None:
+    assert path.is_file(), path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) >= min_size and max(image.size) <= 3000, image.size
+
+
+def test_report_matches_torchmetrics_on_the_same_predictions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (500,), generator=generator)
+    preds = torch.where(torch.rand(500, generator=generator) < 0.8, labels, torch.randint(0, 10, (500,), generator=generator))
+    report = classification_report(preds, labels)
+    assert report["accuracy"] == pytest.approx(float(multiclass_accuracy(preds, labels, 10, average="micro")))
+    assert report["accuracy"] == pytest.approx((preds == labels).float().mean().item())
+    for c in range(10):
+        true_c, pred_c = labels == c, preds == c
+        assert report[str(c)]["support"] == int(true_c.sum())
+        assert report[str(c)]["recall"] == pytest.approx(float((pred_c & true_c).sum() / true_c.sum()))
+        assert report[str(c)]["precision"] == pytest.approx(float((pred_c & true_c).sum() / pred_c.sum()))
+    assert report["weighted avg"]["support"] == 500
+    assert "| macro avg |" in report_markdown(report) and "accuracy:" in report_markdown(report)
+
+
+@pytest.fixture(scope="module")
+def real_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("report_run")
+    result = run_cli("train.py", f"data.data_dir={real_data_dir}", f"hydra.run.dir={run_dir}", *FAST,
+                     "trainer.max_epochs=2", "trainer.limit_train_batches=40")
+    assert_ok(result)
+    assert "Per-class results" in result.stdout and "plots/confusion_matrix.png" in result.stderr
+    return run_dir
+
+
+@pytest.mark.real_data
+def test_training_run_writes_plots_and_reports(real_run: Path) -> None:
+    for name in (*TEST_PLOTS, "curves.png"):
+        assert_png(real_run / "plots" / name)
+    report = json.loads((real_run / "classification_report.json").read_text())
+    metrics = read_metrics(real_run)
+    assert report["accuracy"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert sum(report[str(c)]["support"] for c in range(10)) == 10_000
+    assert "| 9 |" in (real_run / "classification_report.md").read_text()
+
+
+@pytest.mark.real_data
+def test_tensorboard_has_scalars_images_and_hparams(real_run: Path) -> None:
+    acc = events(real_run)
+    scalars = set(acc.Tags()["scalars"])
+    assert {"train/loss_step", "train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best",
+            "test/loss", "test/acc"} <= scalars, scalars
+    assert {"test/confusion_matrix", "test/misclassified", "test/per_class_accuracy", "val/predictions"} <= set(
+        acc.Tags()["images"]
+    )
+    assert len(acc.Images("val/predictions")) == 2, "one validation figure per epoch"
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
+    hparams_metrics = {tag for tag in scalars if tag.startswith("hparams/")}
+    assert {"hparams/test/acc", "hparams/test/loss", "hparams/val/acc_best"} <= hparams_metrics
+    assert acc.Scalars("test/acc")[-1].value == pytest.approx(read_metrics(real_run)["test/acc"], abs=1e-6)
+
+
+@pytest.mark.real_data
+def test_eval_writes_the_test_side_reports(real_run: Path, real_data_dir: Path, tmp_path: Path) -> None:
+    ckpt = read_metrics(real_run)["ckpt_path"]
+    result = run_cli("eval.py", f"ckpt_path={ckpt}", f"data.data_dir={real_data_dir}", f"hydra.run.dir={tmp_path}")
+    assert_ok(result)
+    for name in TEST_PLOTS:
+        assert_png(tmp_path / "plots" / name)
+    assert not (tmp_path / "plots" / "curves.png").exists()
+    assert json.loads((tmp_path / "classification_report.json").read_text())["accuracy"] == pytest.approx(
+        read_metrics(tmp_path)["test/acc"], abs=1e-6
+    )
+    assert "test/confusion_matrix" in events(tmp_path).Tags()["images"]
+
+
+def test_each_output_can_be_switched_off(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    common = [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "debug=limit", *FAST]
+    result = run_cli("train.py", f"hydra.run.dir={tmp_path / 'some'}", "reports.test.misclassified=false",
+                     "reports.curves=null", *common)
+    assert_ok(result)
+    plots = {p.name for p in (tmp_path / "some" / "plots").iterdir()}
+    assert plots == {"confusion_matrix.png", "per_class_accuracy.png"}
+    assert (tmp_path / "some" / "classification_report.md").is_file()
+
+    result = run_cli("train.py", f"hydra.run.dir={tmp_path / 'none'}", "reports=none", *common)
+    assert_ok(result)
+    assert not (tmp_path / "none" / "plots").exists() and not (tmp_path / "none" / "classification_report.json").exists()
