@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -67,7 +68,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["ckpt_path"] = str(test_ckpt) if test_ckpt else None
-    metrics.update(epochs=len(history), global_step=trainer.global_step, history=history)
+    metrics.update(epochs=len(history), global_step=trainer.global_step, num_threads=torch.get_num_threads(),
+                   history=history)
     if trainer.is_global_zero:
         print_run_summary(history, metrics, run_dir=cfg.paths.output_dir)
     return metrics

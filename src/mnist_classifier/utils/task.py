@@ -41,10 +41,11 @@ def _in_multirun() -> bool:
 
 
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
-    """Run `task`; a failure is recorded in metrics.json (status, error) before it propagates.
+    """Run `task`; a failure is recorded in metrics.json (status, error).
 
-    In a single run, bad input ends the process with exit code 2 and the message alone; in a
-    multirun the job fails and the sweeper records it, so the other jobs go on.
+    Single run: bad input ends the process with exit code 2 and the message alone; a bug raises.
+    Multirun: the job is logged and recorded as failed and returns no value, so the sweep goes on
+    (Optuna marks the trial failed; the sweep summary lists it).
     """
     start = time.perf_counter()
     try:
@@ -53,7 +54,10 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
         message = user_error_message(err)
         failure = {"status": "failed", "error": message or f"{type(err).__name__}: {err}"}
         rank_zero_only(write_metrics)(cfg.paths.output_dir, failure | {"wall_time_s": time.perf_counter() - start})
-        if message is not None and not _in_multirun():
+        if _in_multirun():
+            (log.error if message else log.exception)("Job failed: %s", failure["error"])
+            return failure
+        if message is not None:
             log.error(message)
             raise SystemExit(2) from err
         raise
@@ -63,8 +67,8 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
 
 
 def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
-    """The value a sweeper optimises (`optimized_metric`)."""
-    if not name:
+    """The value a sweeper optimises (`optimized_metric`); None for a failed job."""
+    if not name or metrics.get("status") == "failed":
         return None
     if name not in metrics:
         raise UserFacingError(

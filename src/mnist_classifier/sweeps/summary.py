@@ -1,0 +1,138 @@
+"""summary.csv / summary.md / summary.png in the sweep dir at the end of every multirun (a Hydra callback)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from mnist_classifier.utils.metrics_file import METRICS_FILE
+
+log = logging.getLogger(__name__)
+COLUMNS = ("job", "overrides", "val/acc_best", "test/acc", "test/loss", "epochs", "wall_time_s", "status")
+
+
+def _short(value: str | None) -> str | None:
+    """Sampled floats like 0.021153673722318383 shown as 0.02115 (the CSV's `params` keep them exact)."""
+    try:
+        return f"{float(value):.4g}" if value is not None and "." in value and len(value) > 8 else value
+    except ValueError:
+        return value
+
+
+def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
+    """One row per job dir: the overrides that vary between jobs (the swept parameters) and what
+    its metrics.json says (status `missing` if the job died before writing one)."""
+    job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
+                      key=lambda p: int(p.name) if p.name.isdigit() else p.name)
+    all_params = [
+        dict(o.split("=", 1) for o in yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) or [] if "=" in o)
+        for d in job_dirs
+    ]
+    swept = sorted({k for params in all_params for k in params if len({p.get(k) for p in all_params}) > 1})
+    rows: list[dict[str, Any]] = []
+    for job_dir, params in zip(job_dirs, all_params):
+        metrics_path = job_dir / METRICS_FILE
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"status": "missing"}
+        varying = {k: params.get(k) for k in swept}
+        row = {"job": job_dir.name, "overrides": " ".join(f"{k}={_short(v)}" for k, v in varying.items())}
+        row.update({key: metrics.get(key) for key in COLUMNS[2:]})
+        row["error"] = metrics.get("error")
+        row["params"] = varying
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_job(jobs: pd.DataFrame, metric: str, maximize: bool) -> int | None:
+    values = pd.to_numeric(jobs.get(metric), errors="coerce") if metric in jobs else pd.Series(dtype=float)
+    if values.dropna().empty:
+        return None
+    return int(values.idxmax() if maximize else values.idxmin())
+
+
+def _markdown(jobs: pd.DataFrame, best: int | None, metric: str) -> str:
+    header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    lines = []
+    for index, row in jobs.iterrows():
+        cells = ["-" if pd.isna(row[c]) else (f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])) for c in COLUMNS]
+        if index == best:
+            cells = [f"**{c}**" for c in cells]
+            cells[0] += " (best)"
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = jobs[jobs["status"] != "ok"]
+    notes = "".join(f"\n- job {r.job} {r.status}: {r.error or 'no metrics.json'}" for r in failed.itertuples())
+    return f"# Sweep summary (best by {metric})\n\n" + header + "\n".join(lines) + "\n" + (f"\nFailures:{notes}\n" if notes else "")
+
+
+def _plot(jobs: pd.DataFrame, metric: str, path: Path) -> None:
+    """The metric against each swept parameter: numbers on a scatter, anything else as categories."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    params = sorted({key for p in jobs["params"] for key in p})
+    ok = jobs[pd.to_numeric(jobs[metric], errors="coerce").notna()] if metric in jobs else jobs.iloc[0:0]
+    fig = Figure(figsize=(4.5 * max(1, len(params)), 4), layout="constrained")
+    axes = fig.subplots(1, max(1, len(params)), squeeze=False)[0]
+    for ax, param in zip(axes, params or ["job"]):
+        values = ok["params"].map(lambda p: p.get(param)) if params else ok["job"]
+        x = pd.to_numeric(values, errors="coerce")
+        y = pd.to_numeric(ok[metric], errors="coerce") * 100
+        if len(ok) and x.notna().all():
+            sns.scatterplot(x=x, y=y, ax=ax, s=60)
+            if x.min() > 0 and x.max() / x.min() >= 100:
+                ax.set_xscale("log")
+        elif len(ok):
+            sns.stripplot(x=values.astype(str), y=y, ax=ax, size=8)
+        ax.set(xlabel=param, ylabel=f"{metric} (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{metric} per job ({len(ok)} of {len(jobs)} finished)")
+    fig.savefig(path)
+
+
+class SweepSummary(Callback):
+    """Summarises every multirun; a grid sweep with failed jobs then exits non-zero (after writing)."""
+
+    def __init__(self, metric: str | None = None, maximize: bool = True, fail_on_job_error: bool = True) -> None:
+        self.metric = metric
+        self.maximize = maximize
+        self.fail_on_job_error = fail_on_job_error
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        jobs = collect_jobs(sweep_dir)
+        if jobs.empty:
+            log.warning("Sweep summary: no job dirs in %s", sweep_dir)
+            return
+        metric = self.metric or config.get("optimized_metric") or "val/acc_best"
+        best = best_job(jobs, metric, self.maximize)
+        jobs[list(COLUMNS) + ["params"]].to_csv(sweep_dir / "summary.csv", index=False)
+        (sweep_dir / "summary.md").write_text(_markdown(jobs, best, metric))
+        _plot(jobs, metric, sweep_dir / "summary.png")
+        self._print(jobs, best, metric, sweep_dir)
+        failed = int((jobs["status"] != "ok").sum())
+        if failed and self.fail_on_job_error:
+            raise SystemExit(
+                f"{failed} of {len(jobs)} sweep jobs failed (see {sweep_dir / 'summary.md'}); the other "
+                f"jobs' results are kept."
+            )
+
+    @staticmethod
+    def _print(jobs: pd.DataFrame, best: int | None, metric: str, sweep_dir: Path) -> None:
+        table = Table(title=f"Sweep summary (best by {metric}): {sweep_dir}", title_justify="left")
+        for column in COLUMNS:
+            table.add_column(column, justify="right" if column != "overrides" else "left")
+        for index, row in jobs.iterrows():
+            cells = ["-" if pd.isna(row[c]) else (f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])) for c in COLUMNS]
+            table.add_row(*cells, style="bold green" if index == best else ("red" if row["status"] != "ok" else None))
+        Console().print(table)
+        print(f"Sweep summary: {sweep_dir / 'summary.md'} (+ summary.csv, summary.png)")
