@@ -75,20 +75,20 @@ def test_eval_rebuilds_a_dense_checkpoint_without_model_override(real_data_dir: 
 
 @pytest.mark.real_data
 def test_resume_from_last_checkpoint(real_data_dir: Path, tmp_path: Path) -> None:
-    common = ["model=dense", "model.net.hidden_sizes=[64]", "trainer.limit_train_batches=20", "test=false",
+    common = ["model=dense", "model.net.hidden_sizes=[64]", "trainer.limit_train_batches=60", "test=false",
               "trainer.max_epochs=2"]
     # an "interrupted" first run: early stopping ends it after epoch 0 of 2
     first = real_run(real_data_dir, tmp_path / "first", *common, "+callbacks.early_stopping.stopping_threshold=0.0")
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     resumed = real_run(real_data_dir, tmp_path / "resumed", *common, f"ckpt_path={last}")
-    assert first["global_step"] == 20 and resumed["global_step"] == 40
+    assert first["global_step"] == 60 and resumed["global_step"] == 120
     assert [row["epoch"] for row in resumed["history"]] == [0, 1]
     assert resumed["history"][0] == first["history"][0]
     assert resumed["val/acc_best"] >= first["val/acc_best"]
 
     longer = run_cli("train.py", *common[:-1], "trainer.max_epochs=5", f"ckpt_path={last}",
                      f"data.data_dir={real_data_dir}", f"hydra.run.dir={tmp_path / 'longer'}", *QUIET)
-    assert longer.returncode == 2 and "was planned for 40 steps, but this run lasts 100" in longer.stderr
+    assert longer.returncode == 2 and "was planned for 120 steps, but this run lasts 300" in longer.stderr
 
 
 @pytest.mark.real_data

@@ -89,3 +89,15 @@ def test_fast_dev_run(model: str, synthetic_data_dir: Path, tmp_path: Path) -> N
     trainer.test(module, datamodule=instantiate(cfg.data))
     assert {"test/loss", "test/acc"} <= set(trainer.callback_metrics)
     assert len(module.history) == 1 and module.history[0]["val/acc"] is not None
+
+
+def test_one_cycle_schedule_survives_a_handful_of_steps(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """OneCycleLR breaks on ~4 total steps (pct_start * steps == 1); debug-sized runs must still work."""
+    cfg = compose_train("model=dense", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",
+                        "data.batch_size=256", "model.net.hidden_sizes=[16]")
+    module = instantiate(cfg.model)
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, accelerator="cpu", logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                        default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    assert trainer.global_step == 4

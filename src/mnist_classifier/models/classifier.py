@@ -23,6 +23,9 @@ from mnist_classifier.utils.plain import to_plain
 
 NUM_CLASSES = 10
 SCHEDULER_INTERVALS = ("step", "epoch")
+# OneCycleLR divides by zero when pct_start * total_steps <= 1 (a handful of debug steps): whole-run
+# schedules are planned over at least this many steps; a short run then just ends early in it.
+MIN_SCHEDULE_STEPS = 100
 
 
 def _check_optimizer(optimizer: Mapping[str, Any]) -> None:
@@ -192,8 +195,8 @@ class MNISTClassifier(L.LightningModule):
         if "total_steps" in accepts and not {"total_steps", "epochs"} & set(make_scheduler.keywords):
             # Schedules over the whole run (OneCycleLR) follow trainer.max_epochs automatically.
             per_step = self.hparams.scheduler_interval == "step"
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches) if per_step else self.trainer.max_epochs
-            self._schedule_steps = kwargs["total_steps"]
+            run_length = int(self.trainer.estimated_stepping_batches) if per_step else self.trainer.max_epochs
+            kwargs["total_steps"] = self._schedule_steps = max(run_length, MIN_SCHEDULE_STEPS)
         scheduler = make_scheduler(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,

@@ -1,0 +1,93 @@
+"""Multirun grids, the resumable Optuna search, failing trials, the joblib launcher and the summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from conftest import assert_ok, run_cli
+from mnist_classifier.utils.metrics_file import read_metrics
+from test_reports import FAST, assert_png
+
+
+@pytest.fixture
+def sweep_args(synthetic_data_dir: Path) -> list[str]:
+    """Quick jobs: synthetic data, a few batches, a small dense net, no figures."""
+    return [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "debug=limit", "model=dense",
+            "model.net.hidden_sizes=[32]", "reports=none", *FAST]
+
+
+def summary(sweep_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(sweep_dir / "summary.csv")
+
+
+def test_grid_sweep_writes_every_job_and_a_summary(sweep_args: list[str], tmp_path: Path) -> None:
+    result = run_cli("train.py", "-m", "model.optimizer.lr=0.01,0.05", "data.batch_size=32,64",
+                     f"hydra.sweep.dir={tmp_path}", *sweep_args)
+    assert_ok(result)
+    for job in range(4):
+        assert read_metrics(tmp_path / str(job))["status"] == "ok"
+    table = summary(tmp_path)
+    assert len(table) == 4 and set(table["status"]) == {"ok"}
+    assert {"val/acc_best", "test/acc", "test/loss", "epochs", "wall_time_s"} <= set(table.columns)
+    assert table["overrides"].str.contains("model.optimizer.lr=").all()
+    assert "(best)" in (tmp_path / "summary.md").read_text()
+    assert_png(tmp_path / "summary.png", min_size=200)
+    assert "Sweep summary" in result.stdout
+
+
+def test_optuna_search_resumes_and_counts_finished_trials(sweep_args: list[str], tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["-m", "hparams_search=dense_optuna", f"hydra.sweeper.storage={storage}",
+              "hydra.sweeper.study_name=resume_test", *sweep_args]
+    first = run_cli("train.py", *common, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 'first'}")
+    assert_ok(first)
+    assert len(optuna.load_study(study_name="resume_test", storage=storage).trials) == 3
+    second = run_cli("train.py", *common, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={tmp_path / 'second'}")
+    assert_ok(second)
+    trials = optuna.load_study(study_name="resume_test", storage=storage).trials
+    assert len(trials) == 4, "the 3 finished trials count toward n_trials=4"
+    assert len(summary(tmp_path / "second")) == 1
+    assert (tmp_path / "second" / "optimization_results.yaml").is_file()
+
+
+def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    result = run_cli(
+        "train.py", "-m", "hparams_search=dense_optuna", f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=fail_test", "hydra.sweeper.n_trials=4",
+        "model.optimizer.lr=choice(0.01,1e9)", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *sweep_args,
+    )
+    assert_ok(result)
+    states = [t.state for t in optuna.load_study(study_name="fail_test", storage=storage).trials]
+    assert len(states) == 4
+    assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.COMPLETE in states
+    table = summary(tmp_path / "sweep")
+    failed = table[table["status"] == "failed"]
+    assert len(failed) == states.count(optuna.trial.TrialState.FAIL)
+    assert "Training diverged" in (tmp_path / "sweep" / "summary.md").read_text()
+
+
+def test_grid_sweep_with_a_failing_job_keeps_the_others(sweep_args: list[str], tmp_path: Path) -> None:
+    result = run_cli("train.py", "-m", "model.optimizer.lr=0.01,1e9", f"hydra.sweep.dir={tmp_path}", *sweep_args)
+    assert result.returncode != 0, "a grid with a failed job does not exit 0"
+    assert "1 of 2 sweep jobs failed" in result.stderr
+    assert read_metrics(tmp_path / "0")["status"] == "ok"
+    assert read_metrics(tmp_path / "1")["status"] == "failed"
+    assert list(summary(tmp_path)["status"]) == ["ok", "failed"]
+
+
+def test_joblib_launcher_runs_jobs_with_split_threads(sweep_args: list[str], tmp_path: Path) -> None:
+    result = run_cli("train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "model.optimizer.lr=0.01,0.02", f"hydra.sweep.dir={tmp_path}", *sweep_args)
+    assert_ok(result)
+    expected_threads = max(1, (os.cpu_count() or 1) // 2)
+    for job in (0, 1):
+        metrics = read_metrics(tmp_path / str(job))
+        assert metrics["status"] == "ok" and metrics["num_threads"] == expected_threads
+    assert len(summary(tmp_path)) == 2
