@@ -157,6 +157,11 @@ def test_bad_ckpt_path_is_one_clear_error(content: bytes | None, tmp_path: Path)
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
+def test_eval_without_ckpt_path_says_what_to_pass(tmp_path: Path) -> None:
+    result = run_cli("eval.py", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "eval.py needs a checkpoint: python eval.py ckpt_path=" in result.stderr
+
+
 def test_foreign_checkpoint_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "weights.ckpt"
     torch.save({"state_dict": {}}, path)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -15,6 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mnist_classifier.utils.metrics_file import METRICS_FILE
+
+if TYPE_CHECKING:  # pandas is imported when a multirun ends, not at every run's start-up
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 COLUMNS = ("job", "overrides", "val/acc_best", "test/acc", "test/loss", "epochs", "wall_time_s", "status")
@@ -31,6 +33,8 @@ def _short(value: str | None) -> str | None:
 def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
     """One row per job dir: the overrides that vary between jobs (the swept parameters) and what
     its metrics.json says (status `missing` if the job died before writing one)."""
+    import pandas as pd
+
     job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
                       key=lambda p: int(p.name) if p.name.isdigit() else p.name)
     all_params = [
@@ -52,17 +56,35 @@ def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
 
 
 def best_job(jobs: pd.DataFrame, metric: str, maximize: bool) -> int | None:
+    import pandas as pd
+
     values = pd.to_numeric(jobs.get(metric), errors="coerce") if metric in jobs else pd.Series(dtype=float)
     if values.dropna().empty:
         return None
     return int(values.idxmax() if maximize else values.idxmin())
 
 
+def _cells(row: Any) -> list[str]:
+    import pandas as pd
+
+    def cell(column: str) -> str:
+        value = row[column]
+        if pd.isna(value):
+            return "-"
+        if column == "epochs":
+            return str(int(value))
+        if column == "wall_time_s":
+            return f"{value:.1f}"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    return [cell(column) for column in COLUMNS]
+
+
 def _markdown(jobs: pd.DataFrame, best: int | None, metric: str) -> str:
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     lines = []
     for index, row in jobs.iterrows():
-        cells = ["-" if pd.isna(row[c]) else (f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])) for c in COLUMNS]
+        cells = _cells(row)
         if index == best:
             cells = [f"**{c}**" for c in cells]
             cells[0] += " (best)"
@@ -74,6 +96,7 @@ def _markdown(jobs: pd.DataFrame, best: int | None, metric: str) -> str:
 
 def _plot(jobs: pd.DataFrame, metric: str, path: Path) -> None:
     """The metric against each swept parameter: numbers on a scatter, anything else as categories."""
+    import pandas as pd
     import seaborn as sns
     from matplotlib.figure import Figure
 
@@ -132,7 +155,6 @@ class SweepSummary(Callback):
         for column in COLUMNS:
             table.add_column(column, justify="right" if column != "overrides" else "left")
         for index, row in jobs.iterrows():
-            cells = ["-" if pd.isna(row[c]) else (f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c])) for c in COLUMNS]
-            table.add_row(*cells, style="bold green" if index == best else ("red" if row["status"] != "ok" else None))
+            table.add_row(*_cells(row), style="bold green" if index == best else ("red" if row["status"] != "ok" else None))
         Console().print(table)
         print(f"Sweep summary: {sweep_dir / 'summary.md'} (+ summary.csv, summary.png)")
