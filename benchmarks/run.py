@@ -39,14 +39,14 @@ def compose_train(*overrides: str):
 
 
 def run_train(data_dir: str, *overrides: str) -> dict:
-    """Run train.py as a user would, with StageTimer attached; returns timings + metrics.json."""
+    """Run train.py as a user would (default callbacks, logger and reports), with StageTimer attached;
+    returns timings + metrics.json."""
     with tempfile.TemporaryDirectory() as tmp:
         timer_out = Path(tmp) / "timer.json"
         env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "BENCH_T0": repr(time.time())}
         start = time.perf_counter()
         result = subprocess.run(
             [sys.executable, str(REPO / "train.py"), f"data.data_dir={data_dir}", f"hydra.run.dir={tmp}/run",
-             "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null",
              "+callbacks.stage_timer._target_=stage_timer.StageTimer", f"+callbacks.stage_timer.out={timer_out}",
              *overrides],
             env=env, capture_output=True, text=True, cwd=REPO,
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "latest.json"))
     parser.add_argument("--skip-recipes", action="store_true", help="skip the end-to-end default recipes")
     parser.add_argument("--skip-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
     args = parser.parse_args()
 
     precision = compose_train().trainer.precision
@@ -155,7 +156,9 @@ def main() -> None:
         "bf16-mixed": ["trainer.precision=bf16-mixed", "model.channels_last=false"],
         "bf16-mixed + channels_last": ["trainer.precision=bf16-mixed", "model.channels_last=true"],
     }
-    if not args.skip_compile:
+    if args.skip_variants:
+        variants = {}
+    elif not args.skip_compile:
         variants["bf16-mixed + channels_last + compile"] = variants["bf16-mixed + channels_last"] + ["model.compile=true"]
     steps = 150
     report["cnn_variants_ms_per_step"] = {}

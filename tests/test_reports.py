@@ -79,6 +79,8 @@ def test_tensorboard_has_scalars_images_and_hparams(real_run: Path) -> None:
         acc.Tags()["images"]
     )
     assert len(acc.Images("val/predictions")) == 2, "one validation figure per epoch"
+    assert len(acc.Scalars("train/loss_step")) == 80 // 50, "step values every log_every_n_steps (80 steps)"
+    assert len(acc.Scalars("train/loss")) == 2, "one epoch value per epoch"
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
     hparams_metrics = {tag for tag in scalars if tag.startswith("hparams/")}
     assert {"hparams/test/acc", "hparams/test/loss", "hparams/val/acc_best"} <= hparams_metrics

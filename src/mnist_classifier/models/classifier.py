@@ -128,9 +128,16 @@ class MNISTClassifier(L.LightningModule):
         detached = loss.detach()
         self.train_loss.update(detached, weight=labels.numel())
         self.train_acc.update(scores.detach(), labels)
-        self.log("train/loss_step", detached, prog_bar=True)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        if self._is_logging_step():
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            self.log_dict({"train/loss_step": detached, "train/lr": lr}, prog_bar=True)
         return loss
+
+    def _is_logging_step(self) -> bool:
+        """Step values reach the loggers every `log_every_n_steps` (on the step where Lightning writes
+        them, (global_step + 1) % n == 0); `self.log` on the other steps is pure overhead."""
+        every = self.trainer.log_every_n_steps
+        return every > 0 and ((self.global_step + 1) % every == 0 or self.trainer.fast_dev_run)
 
     def on_train_epoch_end(self) -> None:
         train_loss, train_acc = self.train_loss.compute(), self.train_acc.compute()
