@@ -18,7 +18,6 @@ help:
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
 	touch $@
 

@@ -26,7 +26,8 @@ def compose_train(*overrides: str, config: str = "train") -> DictConfig:
 
 
 def test_every_group_has_options() -> None:
-    for group in ("data", "model", "trainer", "callbacks", "logger", "paths", "hydra", "experiment", "debug", "reports"):
+    for group in ("data", "model", "trainer", "callbacks", "logger", "paths", "hydra", "experiment", "debug", "reports",
+                  "hparams_search"):
         assert options(group), group
     assert {"default", "cpu", "gpu", "ddp", "ddp_sim"} <= set(options("trainer"))
     assert {"tensorboard", "csv", "none"} <= set(options("logger"))
@@ -35,7 +36,7 @@ def test_every_group_has_options() -> None:
 
 
 @pytest.mark.parametrize(
-    "group", ["data", "model", "trainer", "callbacks", "logger", "paths", "debug", "reports", "experiment"]
+    "group", ["data", "model", "trainer", "callbacks", "logger", "paths", "debug", "reports", "experiment", "hparams_search"]
 )
 def test_each_option_composes(group: str, tmp_path: Path) -> None:
     for option in options(group):
@@ -87,6 +88,14 @@ def test_model_recipes_differ_as_specified() -> None:
 def test_command_line_overrides_win_over_recipes() -> None:
     assert compose_train("model=dense", "trainer.max_epochs=3").trainer.max_epochs == 3
     assert compose_train("experiment=cnn_best").trainer.max_epochs > compose_train().trainer.max_epochs
+
+
+@pytest.mark.parametrize("search", options("hparams_search"))
+def test_optuna_searches_are_resumable_and_tolerate_failures(search: str) -> None:
+    sweeper = compose_train(f"hparams_search={search}").hydra.sweeper
+    assert sweeper._target_.endswith("ResumableOptunaSweeper")
+    assert sweeper.storage.startswith("sqlite:///") and sweeper.direction == "maximize"
+    assert sweeper.max_failure_rate == 1.0 and sweeper.params
 
 
 def test_entry_without_target_is_an_error() -> None:

@@ -76,9 +76,9 @@ def test_invalid_values_fail_before_training(overrides: list[str], message: str)
     assert "Error in call to target" not in shown, "our message, not Hydra's wrapper"
 
 
-@pytest.mark.parametrize("model", ["dense", "cnn"])
-def test_fast_dev_run(model: str, synthetic_data_dir: Path, tmp_path: Path) -> None:
-    cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100")
+@pytest.mark.parametrize(("model", "extra"), [("dense", []), ("cnn", []), ("cnn", ["data.on_device=true"])])
+def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
+    cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", *extra)
     module = instantiate(cfg.model)
     trainer = L.Trainer(
         fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
