@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from mnist_classifier.data.in_memory import denormalize
 
@@ -86,5 +88,14 @@ def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns:
     return fig
 
 
-def save(fig: "Figure", path: Any) -> None:
-    fig.savefig(path)
+def render(fig: "Figure") -> np.ndarray:
+    """Draw once to RGB pixels (H, W, 3): the same pixels go to the PNG file and to TensorBoard."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def save_png(pixels: np.ndarray, path: Any) -> None:
+    Image.fromarray(pixels).save(path)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 HPARAMS_PREFIX = "hparams/"
 
@@ -18,10 +16,12 @@ def tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:
     return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
 
 
-def add_figure(trainer: L.Trainer, tag: str, figure: "Figure", step: int | None = None) -> None:
+def add_image(trainer: L.Trainer, tag: str, pixels: np.ndarray, step: int | None = None) -> None:
+    """RGB pixels (H, W, 3) from `figures.render` into the Images tab."""
     logger = tensorboard_logger(trainer)
     if logger is not None:
-        logger.experiment.add_figure(tag, figure, global_step=trainer.global_step if step is None else step, close=False)
+        step = trainer.global_step if step is None else step
+        logger.experiment.add_image(tag, pixels, global_step=step, dataformats="HWC")
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

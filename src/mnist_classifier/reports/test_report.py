@@ -19,7 +19,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from mnist_classifier.reports import figures
 from mnist_classifier.reports.classification_report import classification_report, write_report
-from mnist_classifier.reports.tensorboard import add_figure, log_hparams_session
+from mnist_classifier.reports.tensorboard import add_image, log_hparams_session
 
 log = logging.getLogger(__name__)
 NUM_CLASSES = 10
@@ -117,23 +117,22 @@ class TestReport(L.Callback):
         counts = multiclass_confusion_matrix(preds, labels, NUM_CLASSES)
         report = classification_report(preds, labels, NUM_CLASSES)
 
+        plots_to_make = []
         if self.enabled["confusion_matrix"]:
-            fig = figures.confusion_matrix(counts)
-            written.append(plots / "confusion_matrix.png")
-            figures.save(fig, written[-1])
-            add_figure(trainer, "test/confusion_matrix", fig, step)
+            plots_to_make.append(("confusion_matrix", lambda: figures.confusion_matrix(counts)))
         if self.enabled["per_class"]:
-            fig = figures.per_class_accuracy(counts.diag() / counts.sum(1).clamp(min=1))
-            written.append(plots / "per_class_accuracy.png")
-            figures.save(fig, written[-1])
-            add_figure(trainer, "test/per_class_accuracy", fig, step)
+            accuracy = counts.diag() / counts.sum(1).clamp(min=1)
+            plots_to_make.append(("per_class_accuracy", lambda: figures.per_class_accuracy(accuracy)))
         if self.enabled["misclassified"] and mistakes:
             titles = [f"true {t} → {p}\n{100 * c:.1f}%" for t, p, c in
                       zip(mistakes["labels"].tolist(), mistakes["preds"].tolist(), mistakes["confidence"].tolist())]
-            fig = figures.digit_grid(mistakes["images"], titles, "Most confident mistakes on the test set")
-            written.append(plots / "misclassified.png")
-            figures.save(fig, written[-1])
-            add_figure(trainer, "test/misclassified", fig, step)
+            plots_to_make.append(("misclassified", lambda: figures.digit_grid(
+                mistakes["images"], titles, "Most confident mistakes on the test set")))
+        for name, make in plots_to_make:
+            pixels = figures.render(make())
+            written.append(plots / f"{name}.png")
+            figures.save_png(pixels, written[-1])
+            add_image(trainer, f"test/{name}", pixels, step)
         if self.enabled["classification_report"]:
             written.extend(write_report(report, self.output_dir))
             self._print_table(report)

@@ -23,5 +23,5 @@ class TrainingCurves(L.Callback):
         if not history or trainer.sanity_checking:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        figures.save(figures.training_curves(history), self.path)
+        figures.save_png(figures.render(figures.training_curves(history)), self.path)
         log.info("Training curves: %s", self.path)

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from mnist_classifier.reports import figures
-from mnist_classifier.reports.tensorboard import add_figure, tensorboard_logger
+from mnist_classifier.reports.tensorboard import add_image, tensorboard_logger
 
 
 class ValidationSamples(L.Callback):
@@ -31,4 +31,5 @@ class ValidationSamples(L.Callback):
         confidence, preds = probs.max(1)
         titles = [f"{p} ({100 * c:.0f}%)" + ("" if p == y else f" ≠{y}") for p, c, y in
                   zip(preds.tolist(), confidence.tolist(), labels.tolist())]
-        add_figure(trainer, "val/predictions", figures.digit_grid(images, titles, f"epoch {trainer.current_epoch}"))
+        figure = figures.digit_grid(images, titles, f"epoch {trainer.current_epoch}")
+        add_image(trainer, "val/predictions", figures.render(figure))
