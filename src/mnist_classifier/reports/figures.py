@@ -88,6 +88,25 @@ def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns:
     return fig
 
 
+def quick_digit_grid(images: torch.Tensor, captions: Sequence[str], wrong: Sequence[bool], columns: int = 8,
+                     scale: int = 2) -> np.ndarray:
+    """A captioned digit grid drawn with PIL in milliseconds (for per-epoch images; matplotlib takes
+    ~0.3 s a figure, which adds up over epochs). Wrong predictions are captioned in red."""
+    from PIL import ImageDraw
+
+    pixels = (255 * (1 - denormalize(images.float().cpu())[:, 0])).to(torch.uint8).numpy()
+    size = 28 * scale
+    cell_w, cell_h = size + 12, size + 20
+    rows = max(1, -(-len(pixels) // columns))
+    canvas = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (digit, caption, is_wrong) in enumerate(zip(pixels, captions, wrong)):
+        x, y = (i % columns) * cell_w + 6, (i // columns) * cell_h + 2
+        draw.text((x, y), caption, fill="red" if is_wrong else "black")
+        canvas.paste(Image.fromarray(digit).resize((size, size), Image.NEAREST), (x, y + 16))
+    return np.asarray(canvas)
+
+
 def render(fig: "Figure") -> np.ndarray:
     """Draw once to RGB pixels (H, W, 3): the same pixels go to the PNG file and to TensorBoard."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -105,7 +105,7 @@ def _plot(jobs: pd.DataFrame, metric: str, path: Path) -> None:
     fig = Figure(figsize=(4.5 * max(1, len(params)), 4), layout="constrained")
     axes = fig.subplots(1, max(1, len(params)), squeeze=False)[0]
     for ax, param in zip(axes, params or ["job"]):
-        values = ok["params"].map(lambda p: p.get(param)) if params else ok["job"]
+        values = ok["params"].apply(dict.get, args=(param,)) if params else ok["job"]
         x = pd.to_numeric(values, errors="coerce")
         y = pd.to_numeric(ok[metric], errors="coerce") * 100
         if len(ok) and x.notna().all():
