@@ -1,0 +1,120 @@
+"""The MNIST LightningDataModule: official 60k/10k files, validation carved from the 60k."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader
+
+from mnist_classifier.data.in_memory import InMemoryMNIST, keep_batch
+from mnist_classifier.data.mnist_files import ensure_mnist, load_split
+from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.utils.plain import to_plain
+
+OFFICIAL_TRAIN_SIZE = 60_000
+
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """Train = 55k of the official train file, val = the other 5k (a fixed split that does not move
+    with `seed`), test = the official 10k test file, never mixed into training.
+
+    Images stay one uint8 tensor in memory (optionally on the GPU: `on_device`) and every batch is
+    fetched with one indexing op; `augment` (a `_target_` config) transforms training batches only.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        val_size: int = 5_000,
+        split_seed: int = 12345,
+        on_device: bool = False,
+        download: bool = True,
+        augment: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        augment = to_plain(augment)
+        self.save_hyperparameters(logger=False)
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigValueError(f"data.{name} must be a positive integer, got {value!r}.")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}.")
+        if not isinstance(val_size, int) or not 0 < val_size < OFFICIAL_TRAIN_SIZE:
+            raise ConfigValueError(
+                f"data.val_size must be an integer in [1, {OFFICIAL_TRAIN_SIZE - 1}] (images taken "
+                f"from the official 60k training file for validation), got {val_size!r}."
+            )
+        if on_device and num_workers > 0:
+            raise ConfigValueError(
+                "data.on_device=true keeps the images on the GPU, where loader worker processes "
+                "cannot index them: set data.num_workers=0."
+            )
+        self.augment = instantiate(augment) if augment else None
+        self.data_train: InMemoryMNIST | None = None
+        self.data_val: InMemoryMNIST | None = None
+        self.data_test: InMemoryMNIST | None = None
+
+    def prepare_data(self) -> None:
+        """Verify/unpack (or download) the files once, on rank 0."""
+        ensure_mnist(self.hparams.data_dir, download=self.hparams.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self._storage_device()
+        if stage in (None, "fit", "validate") and self.data_train is None:
+            images, labels = load_split(self.hparams.data_dir, train=True)
+            if len(labels) <= self.hparams.val_size:
+                raise ConfigValueError(
+                    f"data.val_size={self.hparams.val_size} leaves no training images: the training "
+                    f"file in {self.hparams.data_dir} holds only {len(labels)}."
+                )
+            order = torch.randperm(
+                len(labels), generator=torch.Generator().manual_seed(self.hparams.split_seed)
+            )
+            train_idx, val_idx = order[: -self.hparams.val_size], order[-self.hparams.val_size :]
+            self.data_train = InMemoryMNIST(images[train_idx], labels[train_idx]).to(device)
+            self.data_val = InMemoryMNIST(images[val_idx], labels[val_idx]).to(device)
+        if stage in (None, "test", "predict") and self.data_test is None:
+            self.data_test = InMemoryMNIST(*load_split(self.hparams.data_dir, train=False)).to(device)
+
+    def _storage_device(self) -> torch.device:
+        if self.hparams.on_device and self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _loader(self, dataset: InMemoryMNIST | None, batch_size: int, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("MNISTDataModule.setup() must run before asking for a dataloader")
+        on_cpu = dataset.images.device.type == "cpu"
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=keep_batch,
+            num_workers=self.hparams.num_workers,
+            pin_memory=self.hparams.pin_memory and on_cpu,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, self.hparams.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, self.hparams.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.data_test, self.hparams.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            return self.augment(images), labels
+        return batch

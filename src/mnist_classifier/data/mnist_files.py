@@ -1,0 +1,60 @@
+"""Finding, verifying and decoding the four MNIST files with torchvision's own MNIST parser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mnist_classifier.errors import DataNotFoundError
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def raw_folder(data_dir: str | Path) -> Path:
+    """torchvision keeps MNIST in <data_dir>/MNIST/raw/."""
+    return Path(data_dir).expanduser() / "MNIST" / "raw"
+
+
+def _missing_message(data_dir: str | Path, reason: str) -> str:
+    names = ", ".join(f"{name}.gz" for name in MNIST_FILES)
+    return (
+        f"MNIST is not available in {raw_folder(data_dir)} ({reason}). Put the four files {names} "
+        f"(or their unpacked versions) in that folder, e.g. `mkdir -p {raw_folder(data_dir)} && "
+        f"cp /path/to/MNIST/raw/*.gz {raw_folder(data_dir)}/` (`make data` copies them from "
+        f"../shared/data/MNIST), or point `data.data_dir=...` at a folder that holds MNIST/raw/, "
+        f"or run once with network access so torchvision can download them."
+    )
+
+
+def ensure_mnist(data_dir: str | Path, download: bool = True) -> None:
+    """Verify (md5) and unpack the .gz files, downloading only what is missing when allowed."""
+    from torchvision.datasets import MNIST
+
+    root = Path(data_dir).expanduser()
+    if not download:
+        for train in (True, False):
+            load_split(root, train)  # raises DataNotFoundError with the fix
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for train in (True, False):
+            MNIST(str(root), train=train, download=True)
+    except (RuntimeError, OSError) as err:
+        raise DataNotFoundError(_missing_message(root, f"download failed: {err}")) from err
+
+
+def load_split(data_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode one official split to (uint8 images [N, 28, 28], int64 labels [N])."""
+    from torchvision.datasets import MNIST
+
+    try:
+        dataset = MNIST(str(Path(data_dir).expanduser()), train=train, download=False)
+    except RuntimeError as err:
+        raise DataNotFoundError(_missing_message(data_dir, "files not found or not unpacked")) from err
+    return dataset.data, dataset.targets.long()
