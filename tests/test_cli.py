@@ -125,8 +125,9 @@ def test_default_run_dir_layout(synthetic_data_dir: Path) -> None:
 
 
 def test_ddp_sim_shards_the_training_data(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    with_reports = [o for o in QUIET if o != "reports=none"]
     common = [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "data.batch_size=50",
-              "trainer.max_epochs=1", "model=dense", "model.net.hidden_sizes=[32]", *QUIET]
+              "trainer.max_epochs=1", "model=dense", "model.net.hidden_sizes=[32]", *with_reports]
     single = run_cli("train.py", f"hydra.run.dir={tmp_path / 'single'}", *common)
     ddp = run_cli("train.py", "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'ddp'}", *common)
     assert_ok(single)
@@ -135,6 +136,10 @@ def test_ddp_sim_shards_the_training_data(synthetic_data_dir: Path, tmp_path: Pa
     assert read_metrics(tmp_path / "single")["global_step"] == 10
     assert read_metrics(tmp_path / "ddp")["global_step"] == 5
     assert 0 <= read_metrics(tmp_path / "ddp")["test/acc"] <= 1
+    # the test report gathers both ranks' shards: the whole synthetic test set
+    report = json.loads((tmp_path / "ddp" / "classification_report.json").read_text())
+    assert sum(report[str(c)]["support"] for c in range(10)) == 200
+    assert report["accuracy"] == pytest.approx(read_metrics(tmp_path / "ddp")["test/acc"], abs=1e-6)
 
 
 def test_missing_data_is_one_clear_error(tmp_path: Path) -> None:

@@ -128,8 +128,10 @@ def test_missing_files_and_failed_download_give_one_clear_error(tmp_path: Path, 
 
 
 def test_missing_files_without_download(tmp_path: Path) -> None:
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=False)
+    dm.prepare_data()
     with pytest.raises(DataNotFoundError, match="not found"):
-        MNISTDataModule(data_dir=str(tmp_path), download=False).prepare_data()
+        dm.setup("fit")
 
 
 def test_augmentation_keeps_shapes_labels_and_background() -> None:

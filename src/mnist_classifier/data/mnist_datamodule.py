@@ -64,8 +64,10 @@ class MNISTDataModule(L.LightningDataModule):
         self.data_test: InMemoryMNIST | None = None
 
     def prepare_data(self) -> None:
-        """Verify/unpack (or download) the files once, on rank 0."""
-        ensure_mnist(self.hparams.data_dir, download=self.hparams.download)
+        """Verify/unpack (or download) the files once, on rank 0. With download=false the files
+        must already be unpacked; setup() says so clearly if they are not."""
+        if self.hparams.download:
+            ensure_mnist(self.hparams.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
         device = self._storage_device()

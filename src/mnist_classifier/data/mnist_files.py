@@ -32,15 +32,11 @@ def _missing_message(data_dir: str | Path, reason: str) -> str:
     )
 
 
-def ensure_mnist(data_dir: str | Path, download: bool = True) -> None:
-    """Verify (md5) and unpack the .gz files, downloading only what is missing when allowed."""
+def ensure_mnist(data_dir: str | Path) -> None:
+    """Verify (md5) and unpack the .gz files, downloading only what is missing."""
     from torchvision.datasets import MNIST
 
     root = Path(data_dir).expanduser()
-    if not download:
-        for train in (True, False):
-            load_split(root, train)  # raises DataNotFoundError with the fix
-        return
     try:
         root.mkdir(parents=True, exist_ok=True)
         for train in (True, False):

@@ -123,7 +123,7 @@ class TestReport(L.Callback):
         if self.enabled["per_class"]:
             accuracy = counts.diag() / counts.sum(1).clamp(min=1)
             plots_to_make.append(("per_class_accuracy", lambda: figures.per_class_accuracy(accuracy)))
-        if self.enabled["misclassified"] and mistakes:
+        if self.enabled["misclassified"] and mistakes and len(mistakes["labels"]):
             titles = [f"true {t} → {p}\n{100 * c:.1f}%" for t, p, c in
                       zip(mistakes["labels"].tolist(), mistakes["preds"].tolist(), mistakes["confidence"].tolist())]
             plots_to_make.append(("misclassified", lambda: figures.digit_grid(
