@@ -8,12 +8,13 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.utils.checkpoint import read_checkpoint
 from mnist_classifier.utils.console import print_run_summary
 from mnist_classifier.utils.instantiate import instantiate_group
+from mnist_classifier.utils.plain import to_plain
 from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 def _check_resume(ckpt_path: str, model_cfg: DictConfig) -> None:
     saved_net = read_checkpoint(ckpt_path)["hyper_parameters"]["net"]
-    wanted_net = OmegaConf.to_container(model_cfg.net, resolve=True)
+    wanted_net = to_plain(model_cfg.net)
     if saved_net != wanted_net:
         raise CheckpointError(
             f"ckpt_path={ckpt_path} was trained with net {saved_net}, but this run builds "

@@ -121,7 +121,7 @@ class TestReport(L.Callback):
         if self.enabled["confusion_matrix"]:
             plots_to_make.append(("confusion_matrix", lambda: figures.confusion_matrix(counts)))
         if self.enabled["per_class"]:
-            accuracy = counts.diag() / counts.sum(1).clamp(min=1)
+            accuracy = torch.tensor([report[str(c)]["recall"] for c in range(NUM_CLASSES)])  # per-class accuracy
             plots_to_make.append(("per_class_accuracy", lambda: figures.per_class_accuracy(accuracy)))
         if self.enabled["misclassified"] and mistakes and len(mistakes["labels"]):
             titles = [f"true {t} → {p}\n{100 * c:.1f}%" for t, p, c in
