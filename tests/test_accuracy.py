@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_ok, run_cli
-from mnist_classifier.utils.metrics_file import read_metrics
 from test_cli import QUIET
+
+from mnist_classifier.utils.metrics_file import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -33,6 +33,8 @@ def test_cnn_one_epoch_floor_and_eval_agrees(real_data_dir: Path, tmp_path: Path
     assert read_metrics(tmp_path / "eval")["test/acc"] == pytest.approx(metrics["test/acc"], abs=0.001)
 
 
-def test_dense_three_epoch_floor(real_data_dir: Path, tmp_path: Path) -> None:
-    metrics = train(real_data_dir, tmp_path, "model=dense", "trainer.max_epochs=3")
-    assert metrics["test/acc"] >= 0.975, metrics
+def test_dense_recipe_floor(real_data_dir: Path, tmp_path: Path) -> None:
+    """`python train.py model=dense` as shipped (~20 s). Its target, 98.5%, is reported by the
+    benchmark; the floor here leaves room for another CPU's numerics (fp32 where bf16 is missing)."""
+    metrics = train(real_data_dir, tmp_path, "model=dense", "reports=none")
+    assert metrics["test/acc"] >= 0.983, metrics

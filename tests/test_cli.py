@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import assert_ok, run_cli
+
 from mnist_classifier.utils.metrics_file import read_metrics
 
 QUIET = ["logger=none", "reports=none", "callbacks.model_summary=null", "callbacks.progress_bar=null"]
@@ -75,8 +75,8 @@ def test_eval_rebuilds_a_dense_checkpoint_without_model_override(real_data_dir: 
 
 @pytest.mark.real_data
 def test_resume_from_last_checkpoint(real_data_dir: Path, tmp_path: Path) -> None:
-    common = ["model=dense", "model.net.hidden_sizes=[64]", "trainer.limit_train_batches=60", "test=false",
-              "trainer.max_epochs=2"]
+    common = ["model=dense", "model.net.hidden_sizes=[64]", "data.batch_size=256", "trainer.limit_train_batches=60",
+              "test=false", "trainer.max_epochs=2"]
     # an "interrupted" first run: early stopping ends it after epoch 0 of 2
     first = real_run(real_data_dir, tmp_path / "first", *common, "+callbacks.early_stopping.stopping_threshold=0.0")
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from conftest import REPO
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.utils.instantiate import instantiate_group
 

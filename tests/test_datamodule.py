@@ -8,10 +8,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, synthetic_digits, write_idx_images, write_idx_labels
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, write_idx_images, write_idx_labels, synthetic_digits
 from mnist_classifier.data import MNISTDataModule
 from mnist_classifier.data.augment import RandomAffineBatch
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
-
 from test_configs import compose_train
-from mnist_classifier.utils.task import user_error_message
+
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
+from mnist_classifier.utils.task import user_error_message
 
 
 def build(model: str, *overrides: str) -> MNISTClassifier:
@@ -49,6 +48,14 @@ def test_hyperparameters_are_plain_values() -> None:
         assert type(module.hparams[key]) is dict, key
     rebuilt = MNISTClassifier(**module.hparams)
     assert type(rebuilt.net) is ConvNet
+
+
+def test_compiled_model_keeps_the_plain_state_dict() -> None:
+    """A checkpoint of a `model.compile=true` run loads into an uncompiled model and back."""
+    plain, compiled = build("dense"), build("dense", "model.compile=true")
+    assert compiled._forward_net is not compiled.net
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    assert all(key.startswith(("net.", "val_acc_best.")) for key in plain.state_dict())
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_ok, run_cli
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from conftest import assert_ok, run_cli
 from mnist_classifier.reports.classification_report import classification_report, report_markdown
 from mnist_classifier.utils.metrics_file import read_metrics
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import assert_ok, run_cli
-from mnist_classifier.utils.metrics_file import read_metrics
 from test_reports import FAST, assert_png
+
+from mnist_classifier.utils.metrics_file import read_metrics
 
 
 @pytest.fixture
@@ -38,6 +38,8 @@ def test_grid_sweep_writes_every_job_and_a_summary(sweep_args: list[str], tmp_pa
     assert "(best)" in (tmp_path / "summary.md").read_text()
     assert_png(tmp_path / "summary.png", min_size=200)
     assert "Sweep summary" in result.stdout
+    for overrides in table["overrides"]:  # captured output is 80 columns to rich: nothing cut to "…"
+        assert overrides in result.stdout
 
 
 def test_optuna_search_resumes_and_counts_finished_trials(sweep_args: list[str], tmp_path: Path) -> None:
@@ -74,7 +76,9 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], 
 
 
 def test_grid_sweep_with_a_failing_job_keeps_the_others(sweep_args: list[str], tmp_path: Path) -> None:
-    result = run_cli("train.py", "-m", "model.optimizer.lr=0.01,1e9", f"hydra.sweep.dir={tmp_path}", *sweep_args)
+    # batch 64: several steps an epoch, so lr=1e9 reaches a NaN loss
+    result = run_cli("train.py", "-m", "model.optimizer.lr=0.01,1e9", "data.batch_size=64", f"hydra.sweep.dir={tmp_path}",
+                     *sweep_args)
     assert result.returncode != 0, "a grid with a failed job does not exit 0"
     assert "1 of 2 sweep jobs failed" in result.stderr
     assert read_metrics(tmp_path / "0")["status"] == "ok"

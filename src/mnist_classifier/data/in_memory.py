@@ -45,7 +45,7 @@ class InMemoryMNIST(Dataset):
         index = torch.as_tensor(indices, device=self.images.device)
         return normalize(self.images[index]), self.labels[index]
 
-    def to(self, device: torch.device | str) -> "InMemoryMNIST":
+    def to(self, device: torch.device | str) -> InMemoryMNIST:
         return InMemoryMNIST(self.images.to(device), self.labels.to(device))
 
 

@@ -79,7 +79,9 @@ class MNISTClassifier(L.LightningModule):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = instantiate(loss)
-        self._forward_net = torch.compile(self.net) if compile else self.net
+        # The compiled wrapper shares `net`'s weights: stored outside nn.Module's registry so the
+        # state_dict holds them once, under `net.`, whether or not the run compiled.
+        self.__dict__["_forward_net"] = torch.compile(self.net) if compile else self.net
 
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.train_acc, self.val_acc, self.test_acc = (MulticlassAccuracy(NUM_CLASSES, average="micro") for _ in range(3))
@@ -87,13 +89,6 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc_best.persistent(True)  # survives resume from last.ckpt
         self.history: list[dict[str, float | int | None]] = []
         self._schedule_steps: int | None = None  # the run length a whole-run schedule was built for
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # The compiled wrapper shares the weights of `net`; keep it out of the state_dict.
-        if name == "_forward_net":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:

@@ -15,13 +15,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _figure(width: float, height: float) -> "Figure":
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure  # lazy: keeps train.py's start-up short
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def training_curves(history: Sequence[Mapping[str, Any]]) -> "Figure":
+def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
     """Train/val loss and val accuracy per epoch."""
     fig = _figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -42,7 +42,7 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> "Figure":
     return fig
 
 
-def confusion_matrix(counts: torch.Tensor) -> "Figure":
+def confusion_matrix(counts: torch.Tensor) -> Figure:
     """Counts annotated; colour = share of the true class (row-normalised)."""
     import seaborn as sns
 
@@ -58,7 +58,7 @@ def confusion_matrix(counts: torch.Tensor) -> "Figure":
     return fig
 
 
-def per_class_accuracy(accuracy: torch.Tensor) -> "Figure":
+def per_class_accuracy(accuracy: torch.Tensor) -> Figure:
     import seaborn as sns
 
     values = 100 * accuracy.cpu()
@@ -72,7 +72,7 @@ def per_class_accuracy(accuracy: torch.Tensor) -> "Figure":
     return fig
 
 
-def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 8) -> "Figure":
+def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 8) -> Figure:
     """Normalised (N, 1, 28, 28) images with a caption each."""
     n = len(images)
     rows = max(1, -(-n // columns))
@@ -107,7 +107,7 @@ def quick_digit_grid(images: torch.Tensor, captions: Sequence[str], wrong: Seque
     return np.asarray(canvas)
 
 
-def render(fig: "Figure") -> np.ndarray:
+def render(fig: Figure) -> np.ndarray:
     """Draw once to RGB pixels (H, W, 3): the same pixels go to the PNG file and to TensorBoard."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

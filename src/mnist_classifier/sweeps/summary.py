@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -151,10 +152,14 @@ class SweepSummary(Callback):
 
     @staticmethod
     def _print(jobs: pd.DataFrame, best: int | None, metric: str, sweep_dir: Path) -> None:
-        table = Table(title=f"Sweep summary (best by {metric}): {sweep_dir}", title_justify="left")
+        table = Table(title=f"Sweep summary (best by {metric}): {sweep_dir}", title_justify="left",
+                      box=box.SIMPLE_HEAD, show_edge=False)
         for column in COLUMNS:
-            table.add_column(column, justify="right" if column != "overrides" else "left")
+            table.add_column(column, justify="left" if column == "overrides" else "right", no_wrap=True)
         for index, row in jobs.iterrows():
             table.add_row(*_cells(row), style="bold green" if index == best else ("red" if row["status"] != "ok" else None))
-        Console().print(table)
+        # Never cut the overrides to "…" (a log file is 80 columns to rich): print the table whole.
+        console = Console()
+        natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+        Console(width=max(console.width, natural)).print(table)
         print(f"Sweep summary: {sweep_dir / 'summary.md'} (+ summary.csv, summary.png)")
