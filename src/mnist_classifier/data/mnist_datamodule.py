@@ -18,7 +18,6 @@ from mnist_classifier.utils.plain import to_plain
 OFFICIAL_TRAIN_SIZE = 60_000
 
 
-
 class MNISTDataModule(L.LightningDataModule):
     """Train = 55k of the official train file, val = the other 5k (a fixed split that does not move
     with `seed`), test = the official 10k test file, never mixed into training.

@@ -38,11 +38,21 @@ def classification_report(preds: torch.Tensor, labels: torch.Tensor, num_classes
     return report
 
 
+REPORT_COLUMNS = ("class", "precision", "recall", "f1", "support")
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The report's rows as formatted cells (one per REPORT_COLUMNS), for the file and the console."""
+    return [
+        (name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
+        for name, row in report.items()
+        if name != "accuracy"
+    ]
+
+
 def report_markdown(report: dict[str, Any]) -> str:
-    lines = ["| class | precision | recall | f1 | support |", "|---|---:|---:|---:|---:|"]
-    for name, row in report.items():
-        if name != "accuracy":
-            lines.append(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
+    lines = ["| " + " | ".join(REPORT_COLUMNS) + " |", "|---|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in report_rows(report)]
     lines.append(f"\n**accuracy: {100 * report['accuracy']:.2f}%**")
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,12 @@ from rich.table import Table
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from mnist_classifier.reports import figures
-from mnist_classifier.reports.classification_report import classification_report, write_report
+from mnist_classifier.reports.classification_report import (
+    REPORT_COLUMNS,
+    classification_report,
+    report_rows,
+    write_report,
+)
 from mnist_classifier.reports.tensorboard import add_image, log_hparams_session
 
 log = logging.getLogger(__name__)
@@ -147,9 +152,8 @@ class TestReport(L.Callback):
     @staticmethod
     def _print_table(report: dict[str, Any]) -> None:
         table = Table(title="Per-class results (test set)", title_justify="left")
-        for column in ("class", "precision", "recall", "f1", "support"):
+        for column in REPORT_COLUMNS:
             table.add_column(column, justify="right")
-        for name, row in report.items():
-            if name != "accuracy":
-                table.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
+        for cells in report_rows(report):
+            table.add_row(*cells)
         Console().print(table)
