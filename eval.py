@@ -1,18 +1,13 @@
 """Evaluate a checkpoint on the MNIST test set: `python eval.py ckpt_path=PATH` (see README)."""
 
-import os
-from pathlib import Path
+import hydra
+from omegaconf import DictConfig
 
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+from mnist_classifier.tasks import entry
+from mnist_classifier.tasks.evaluate import evaluate
+from mnist_classifier.tasks.runner import run_task
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from mnist_classifier.evaluate import evaluate  # noqa: E402
-from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
-from mnist_classifier.utils.task import run_task  # noqa: E402
-
-register_resolvers()
+entry.prepare(__file__)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")

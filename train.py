@@ -1,18 +1,13 @@
 """Train a model on MNIST: `python train.py [hydra overrides]` (see README)."""
 
-import os
-from pathlib import Path
+import hydra
+from omegaconf import DictConfig
 
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+from mnist_classifier.tasks import entry
+from mnist_classifier.tasks.runner import metric_value, run_task
+from mnist_classifier.tasks.train import train
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from mnist_classifier.train import train  # noqa: E402
-from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
-from mnist_classifier.utils.task import metric_value, run_task  # noqa: E402
-
-register_resolvers()
+entry.prepare(__file__)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")

@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_ok, run_cli
 from test_cli import QUIET
 
-from mnist_classifier.utils.metrics_file import read_metrics
+from mnist_classifier.tasks.metrics_file import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 

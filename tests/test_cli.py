@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import assert_ok, run_cli
 
-from mnist_classifier.utils.metrics_file import read_metrics
+from mnist_classifier.tasks.metrics_file import read_metrics
 
 QUIET = ["logger=none", "reports=none", "callbacks.model_summary=null", "callbacks.progress_bar=null"]
 

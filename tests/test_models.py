@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from test_configs import compose_train
 
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
-from mnist_classifier.utils.task import user_error_message
+from mnist_classifier.tasks.runner import user_error_message
 
 
 def build(model: str, *overrides: str) -> MNISTClassifier:

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from mnist_classifier.reports.classification_report import classification_report, report_markdown
-from mnist_classifier.utils.metrics_file import read_metrics
+from mnist_classifier.tasks.metrics_file import read_metrics
 
 TEST_PLOTS = ("confusion_matrix.png", "misclassified.png", "per_class_accuracy.png")
 FAST = ["callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]

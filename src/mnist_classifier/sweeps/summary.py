@@ -14,7 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from mnist_classifier.utils.metrics_file import METRICS_FILE
+from mnist_classifier.tasks.metrics_file import METRICS_FILE
 
 if TYPE_CHECKING:  # pandas is imported when a multirun ends, not at every run's start-up
     import pandas as pd

@@ -1,1 +1,1 @@
-"""Glue: instantiation, plain hyperparameters, thread limits, metrics file, console summary."""
+"""Glue: instantiation of config groups, plain hyperparameters, thread limits, OmegaConf resolvers."""

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_classifier.errors import UserFacingError
-from mnist_classifier.utils.metrics_file import write_metrics
+from mnist_classifier.tasks.metrics_file import write_metrics
 
 log = logging.getLogger(__name__)
 

@@ -11,22 +11,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_classifier.errors import CheckpointError, ConfigValueError
-from mnist_classifier.utils.checkpoint import read_checkpoint
-from mnist_classifier.utils.console import print_run_summary
-from mnist_classifier.utils.instantiate import instantiate_group
+from mnist_classifier.checkpoint.loader import read_checkpoint
+from mnist_classifier.tasks.console import print_run_summary
+from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.plain import to_plain
 from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
 _SUMMARY_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
-
-
-def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """Trainer with the `callbacks`, `reports` and `logger` groups of the config."""
-    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks") + instantiate_group(cfg.get("reports"), "reports")
-    loggers = instantiate_group(cfg.get("logger"), "logger")
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
 def _check_resume(ckpt_path: str, model_cfg: DictConfig) -> None:

@@ -9,9 +9,9 @@ from omegaconf import DictConfig
 
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.models.classifier import MNISTClassifier
-from mnist_classifier.train import build_trainer
-from mnist_classifier.utils.checkpoint import read_checkpoint
-from mnist_classifier.utils.console import print_run_summary
+from mnist_classifier.checkpoint.loader import read_checkpoint
+from mnist_classifier.tasks.console import print_run_summary
+from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.threads import limit_threads
 
 

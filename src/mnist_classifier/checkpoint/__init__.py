@@ -1,0 +1,1 @@
+"""Checkpoints are data: one safe loader for every consumer, and atomic saving."""

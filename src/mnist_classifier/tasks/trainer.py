@@ -1,0 +1,16 @@
+"""The Lightning Trainer of a run, built from the `trainer`, `callbacks`, `reports` and `logger` groups."""
+
+from __future__ import annotations
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from mnist_classifier.utils.instantiate import instantiate_group
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """Trainer with the `callbacks`, `reports` and `logger` groups of the config."""
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks") + instantiate_group(cfg.get("reports"), "reports")
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
