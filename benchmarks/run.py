@@ -47,10 +47,20 @@ def run_train(data_dir: str, *overrides: str) -> dict:
         env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "BENCH_T0": repr(time.time())}
         start = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, str(REPO / "train.py"), f"data.data_dir={data_dir}", f"hydra.run.dir={tmp}/run",
-             "+callbacks.stage_timer._target_=stage_timer.StageTimer", f"+callbacks.stage_timer.out={timer_out}",
-             *overrides],
-            env=env, capture_output=True, text=True, cwd=REPO,
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                f"data.data_dir={data_dir}",
+                f"hydra.run.dir={tmp}/run",
+                "+callbacks.stage_timer._target_=stage_timer.StageTimer",
+                f"+callbacks.stage_timer.out={timer_out}",
+                *overrides,
+            ],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
         )
         wall = time.perf_counter() - start
         if result.returncode != 0:
@@ -79,9 +89,14 @@ def bench_data(data_dir: str, batches: int) -> dict:
     dm.setup("fit")
     ours = dm.train_dataloader()
     reference = DataLoader(
-        MNIST(data_dir, train=True, transform=transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])),
-        batch_size=dm.hparams.batch_size, shuffle=True, num_workers=0,
+        MNIST(
+            data_dir,
+            train=True,
+            transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]),
+        ),
+        batch_size=dm.hparams.batch_size,
+        shuffle=True,
+        num_workers=0,
     )
     rates = {}
     for name, loader in (("in-memory (ours)", ours), ("torchvision per-item", reference)):
@@ -94,7 +109,9 @@ def bench_data(data_dir: str, batches: int) -> dict:
     return rates
 
 
-def plain_epoch(data_dir: str, precision: str, *overrides: str, warmup_steps: int = 30, epochs: int = 2) -> tuple[float, int]:
+def plain_epoch(
+    data_dir: str, precision: str, *overrides: str, warmup_steps: int = 30, epochs: int = 2
+) -> tuple[float, int]:
     """Best of `epochs` training epochs in a plain loop, and its number of steps: same
     net/optimizer/schedule/precision/batches as train.py (best-of, because these machines are noisy)."""
     cfg = compose_train(*overrides, f"data.data_dir={data_dir}")
@@ -131,7 +148,7 @@ def plain_epoch(data_dir: str, precision: str, *overrides: str, warmup_steps: in
     return min(times), steps
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 (one table, measured top to bottom; split in the recipes rework)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(REPO / "data")))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "latest.json"))
@@ -150,7 +167,9 @@ def main() -> None:
     rates = bench_data(args.data_dir, batches=200)
     report["data_images_per_s"] = rates
     ours, ref = rates["in-memory (ours)"], rates["torchvision per-item"]
-    rows.append(("data pipeline, images/s (batch 128)", f"ours {ours:,.0f} vs torchvision {ref:,.0f}", f"{ours / ref:.0f}x"))
+    rows.append(
+        ("data pipeline, images/s (batch 128)", f"ours {ours:,.0f} vs torchvision {ref:,.0f}", f"{ours / ref:.0f}x")
+    )
     print(rows[-1], flush=True)
 
     # The shipped recipes, and the dense net at a quarter of its batch: Lightning's cost per step is
@@ -167,11 +186,20 @@ def main() -> None:
         trainer_epoch = min(trainer_run["epoch_s"][1:])  # best of the two warm epochs, like the plain loop
         plain, steps = plain_epoch(args.data_dir, precision, *overrides)
         overhead_ms = 1000 * (trainer_epoch - plain) / steps
-        report[f"epoch_{name}"] = {"trainer_s": trainer_epoch, "plain_s": plain, "steps": steps,
-                                   "overhead_ms_per_step": overhead_ms, "startup_s": trainer_run["startup_s"]}
-        rows.append((f"{name}: training epoch, Trainer vs plain loop",
-                     f"{trainer_epoch:.2f} s vs {plain:.2f} s ({steps} steps, {overhead_ms:+.2f} ms/step)",
-                     f"{trainer_epoch / plain:.2f}x"))
+        report[f"epoch_{name}"] = {
+            "trainer_s": trainer_epoch,
+            "plain_s": plain,
+            "steps": steps,
+            "overhead_ms_per_step": overhead_ms,
+            "startup_s": trainer_run["startup_s"],
+        }
+        rows.append(
+            (
+                f"{name}: training epoch, Trainer vs plain loop",
+                f"{trainer_epoch:.2f} s vs {plain:.2f} s ({steps} steps, {overhead_ms:+.2f} ms/step)",
+                f"{trainer_epoch / plain:.2f}x",
+            )
+        )
         print(rows[-1], flush=True)
         if name == "cnn":
             rows.append(("start-up: process start to first training step", f"{trainer_run['startup_s']:.2f} s", ""))
@@ -185,12 +213,21 @@ def main() -> None:
     if args.skip_variants:
         variants = {}
     elif not args.skip_compile:
-        variants["bf16-mixed + channels_last + compile"] = variants["bf16-mixed + channels_last"] + ["model.compile=true"]
+        variants["bf16-mixed + channels_last + compile"] = variants["bf16-mixed + channels_last"] + [
+            "model.compile=true"
+        ]
     steps = 150
     report["cnn_variants_ms_per_step"] = {}
     for name, overrides in variants.items():
-        run = run_train(args.data_dir, "model=cnn", "trainer.max_epochs=2", f"trainer.limit_train_batches={steps}",
-                        "trainer.limit_val_batches=1", "test=false", *overrides)
+        run = run_train(
+            args.data_dir,
+            "model=cnn",
+            "trainer.max_epochs=2",
+            f"trainer.limit_train_batches={steps}",
+            "trainer.limit_val_batches=1",
+            "test=false",
+            *overrides,
+        )
         warm, first = run["epoch_s"][1], run["epoch_s"][0]
         report["cnn_variants_ms_per_step"][name] = 1000 * warm / steps
         extra = f"first epoch +{first - warm:.1f} s" if "compile" in name else ""

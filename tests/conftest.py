@@ -87,7 +87,12 @@ def run_cli(script: str, *overrides: str, timeout: int = 600) -> subprocess.Comp
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO)}
     return subprocess.run(
         [sys.executable, str(REPO / script), *overrides],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

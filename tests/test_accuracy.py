@@ -27,8 +27,13 @@ def test_default_cnn_recipe_reaches_99_percent(real_data_dir: Path, tmp_path: Pa
 def test_cnn_one_epoch_floor_and_eval_agrees(real_data_dir: Path, tmp_path: Path) -> None:
     metrics = train(real_data_dir, tmp_path / "train", "model=cnn", "trainer.max_epochs=1")
     assert metrics["test/acc"] >= 0.980, metrics
-    result = run_cli("eval.py", f"ckpt_path={metrics['ckpt_path']}", f"data.data_dir={real_data_dir}",
-                     f"hydra.run.dir={tmp_path / 'eval'}", "reports=none")
+    result = run_cli(
+        "eval.py",
+        f"ckpt_path={metrics['ckpt_path']}",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        "reports=none",
+    )
     assert_ok(result)
     assert read_metrics(tmp_path / "eval")["test/acc"] == pytest.approx(metrics["test/acc"], abs=0.001)
 

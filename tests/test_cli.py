@@ -36,8 +36,12 @@ def test_train_writes_run_dir_and_metrics(trained_cnn: tuple[Path, dict]) -> Non
     assert {"test/loss", "test/acc", "val/acc_best", "ckpt_path", "history"} <= set(metrics)
     assert 0.9 < metrics["test/acc"] <= 1 and 0 < metrics["test/loss"] < 0.5
     assert metrics["history"] == [
-        {"epoch": 0, "train/loss": pytest.approx(metrics["train/loss"]), "val/loss": pytest.approx(metrics["val/loss"]),
-         "val/acc": pytest.approx(metrics["val/acc"])}
+        {
+            "epoch": 0,
+            "train/loss": pytest.approx(metrics["train/loss"]),
+            "val/loss": pytest.approx(metrics["val/loss"]),
+            "val/acc": pytest.approx(metrics["val/acc"]),
+        }
     ]
     assert Path(metrics["ckpt_path"]).parent == run_dir / "checkpoints"
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -52,10 +56,17 @@ def test_checkpoint_loads_with_weights_only(trained_cnn: tuple[Path, dict]) -> N
 
 
 @pytest.mark.real_data
-def test_eval_reproduces_train_test_accuracy(trained_cnn: tuple[Path, dict], real_data_dir: Path, tmp_path: Path) -> None:
+def test_eval_reproduces_train_test_accuracy(
+    trained_cnn: tuple[Path, dict], real_data_dir: Path, tmp_path: Path
+) -> None:
     _, train_metrics = trained_cnn
-    result = run_cli("eval.py", f"ckpt_path={train_metrics['ckpt_path']}", f"data.data_dir={real_data_dir}",
-                     f"hydra.run.dir={tmp_path}", "reports=none")
+    result = run_cli(
+        "eval.py",
+        f"ckpt_path={train_metrics['ckpt_path']}",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.run.dir={tmp_path}",
+        "reports=none",
+    )
     assert_ok(result)
     metrics = read_metrics(tmp_path)
     assert metrics["ckpt_path"] == train_metrics["ckpt_path"]
@@ -65,18 +76,35 @@ def test_eval_reproduces_train_test_accuracy(trained_cnn: tuple[Path, dict], rea
 
 @pytest.mark.real_data
 def test_eval_rebuilds_a_dense_checkpoint_without_model_override(real_data_dir: Path, tmp_path: Path) -> None:
-    train_metrics = real_run(real_data_dir, tmp_path / "train", "model=dense", "trainer.max_epochs=1",
-                             "trainer.limit_train_batches=40", "model.net.hidden_sizes=[64]")
-    result = run_cli("eval.py", f"ckpt_path={train_metrics['ckpt_path']}", f"data.data_dir={real_data_dir}",
-                     f"hydra.run.dir={tmp_path / 'eval'}", "reports=none")
+    train_metrics = real_run(
+        real_data_dir,
+        tmp_path / "train",
+        "model=dense",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=40",
+        "model.net.hidden_sizes=[64]",
+    )
+    result = run_cli(
+        "eval.py",
+        f"ckpt_path={train_metrics['ckpt_path']}",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        "reports=none",
+    )
     assert_ok(result)
     assert read_metrics(tmp_path / "eval")["test/acc"] == pytest.approx(train_metrics["test/acc"], abs=0.001)
 
 
 @pytest.mark.real_data
 def test_resume_from_last_checkpoint(real_data_dir: Path, tmp_path: Path) -> None:
-    common = ["model=dense", "model.net.hidden_sizes=[64]", "data.batch_size=256", "trainer.limit_train_batches=60",
-              "test=false", "trainer.max_epochs=2"]
+    common = [
+        "model=dense",
+        "model.net.hidden_sizes=[64]",
+        "data.batch_size=256",
+        "trainer.limit_train_batches=60",
+        "test=false",
+        "trainer.max_epochs=2",
+    ]
     # an "interrupted" first run: early stopping ends it after epoch 0 of 2
     first = real_run(real_data_dir, tmp_path / "first", *common, "+callbacks.early_stopping.stopping_threshold=0.0")
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
@@ -86,16 +114,31 @@ def test_resume_from_last_checkpoint(real_data_dir: Path, tmp_path: Path) -> Non
     assert resumed["history"][0] == first["history"][0]
     assert resumed["val/acc_best"] >= first["val/acc_best"]
 
-    longer = run_cli("train.py", *common[:-1], "trainer.max_epochs=5", f"ckpt_path={last}",
-                     f"data.data_dir={real_data_dir}", f"hydra.run.dir={tmp_path / 'longer'}", *QUIET)
+    longer = run_cli(
+        "train.py",
+        *common[:-1],
+        "trainer.max_epochs=5",
+        f"ckpt_path={last}",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.run.dir={tmp_path / 'longer'}",
+        *QUIET,
+    )
     assert longer.returncode == 2 and "was planned for 120 steps, but this run lasts 300" in longer.stderr
 
 
 @pytest.mark.real_data
-def test_resume_with_another_model_is_refused(trained_cnn: tuple[Path, dict], real_data_dir: Path, tmp_path: Path) -> None:
+def test_resume_with_another_model_is_refused(
+    trained_cnn: tuple[Path, dict], real_data_dir: Path, tmp_path: Path
+) -> None:
     last = trained_cnn[0] / "checkpoints" / "last.ckpt"
-    result = run_cli("train.py", "model=dense", f"ckpt_path={last}", f"data.data_dir={real_data_dir}",
-                     f"hydra.run.dir={tmp_path}", *QUIET)
+    result = run_cli(
+        "train.py",
+        "model=dense",
+        f"ckpt_path={last}",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.run.dir={tmp_path}",
+        *QUIET,
+    )
     assert result.returncode == 2
     assert "Resume with the same model" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
@@ -103,8 +146,15 @@ def test_resume_with_another_model_is_refused(trained_cnn: tuple[Path, dict], re
 
 @pytest.mark.real_data
 def test_multirun_trains_both_models(real_data_dir: Path, tmp_path: Path) -> None:
-    result = run_cli("train.py", "-m", "model=dense,cnn", "debug=limit", f"data.data_dir={real_data_dir}",
-                     f"hydra.sweep.dir={tmp_path}", *QUIET)
+    result = run_cli(
+        "train.py",
+        "-m",
+        "model=dense,cnn",
+        "debug=limit",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.sweep.dir={tmp_path}",
+        *QUIET,
+    )
     assert_ok(result)
     targets = [read_metrics(tmp_path / str(job)) for job in (0, 1)]
     assert all(m["status"] == "ok" and "test/acc" in m for m in targets)
@@ -126,8 +176,15 @@ def test_default_run_dir_layout(synthetic_data_dir: Path) -> None:
 
 def test_ddp_sim_shards_the_training_data(synthetic_data_dir: Path, tmp_path: Path) -> None:
     with_reports = [o for o in QUIET if o != "reports=none"]
-    common = [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "data.batch_size=50",
-              "trainer.max_epochs=1", "model=dense", "model.net.hidden_sizes=[32]", *with_reports]
+    common = [
+        f"data.data_dir={synthetic_data_dir}",
+        "data.val_size=100",
+        "data.batch_size=50",
+        "trainer.max_epochs=1",
+        "model=dense",
+        "model.net.hidden_sizes=[32]",
+        *with_reports,
+    ]
     single = run_cli("train.py", f"hydra.run.dir={tmp_path / 'single'}", *common)
     ddp = run_cli("train.py", "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'ddp'}", *common)
     assert_ok(single)
@@ -143,8 +200,13 @@ def test_ddp_sim_shards_the_training_data(synthetic_data_dir: Path, tmp_path: Pa
 
 
 def test_missing_data_is_one_clear_error(tmp_path: Path) -> None:
-    result = run_cli("train.py", f"data.data_dir={tmp_path / 'empty'}", "data.download=false",
-                     f"hydra.run.dir={tmp_path / 'run'}", *QUIET)
+    result = run_cli(
+        "train.py",
+        f"data.data_dir={tmp_path / 'empty'}",
+        "data.download=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *QUIET,
+    )
     assert result.returncode == 2
     assert "MNIST is not available in" in result.stderr and "train-images-idx3-ubyte.gz" in result.stderr
     assert "Traceback" not in result.stderr

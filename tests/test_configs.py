@@ -26,8 +26,19 @@ def compose_train(*overrides: str, config: str = "train") -> DictConfig:
 
 
 def test_every_group_has_options() -> None:
-    for group in ("data", "model", "trainer", "callbacks", "logger", "paths", "hydra", "experiment", "debug", "reports",
-                  "hparams_search"):
+    for group in (
+        "data",
+        "model",
+        "trainer",
+        "callbacks",
+        "logger",
+        "paths",
+        "hydra",
+        "experiment",
+        "debug",
+        "reports",
+        "hparams_search",
+    ):
         assert options(group), group
     assert {"default", "cpu", "gpu", "ddp", "ddp_sim"} <= set(options("trainer"))
     assert {"tensorboard", "csv", "none"} <= set(options("logger"))
@@ -36,7 +47,8 @@ def test_every_group_has_options() -> None:
 
 
 @pytest.mark.parametrize(
-    "group", ["data", "model", "trainer", "callbacks", "logger", "paths", "debug", "reports", "experiment", "hparams_search"]
+    "group",
+    ["data", "model", "trainer", "callbacks", "logger", "paths", "debug", "reports", "experiment", "hparams_search"],
 )
 def test_each_option_composes(group: str, tmp_path: Path) -> None:
     for option in options(group):
@@ -100,7 +112,7 @@ def test_optuna_searches_are_resumable_and_tolerate_failures(search: str) -> Non
 
 def test_entry_without_target_is_an_error() -> None:
     group = OmegaConf.create({"broken": {"monitor": "val/acc"}})
-    with pytest.raises(ConfigValueError, match="callbacks.broken"):
+    with pytest.raises(ConfigValueError, match=r"callbacks\.broken"):
         instantiate_group(group, "callbacks")
     assert instantiate_group(OmegaConf.create({"off": None}), "callbacks") == []
 
@@ -112,5 +124,8 @@ def test_eval_config_composes_without_model() -> None:
 
 def test_run_dirs_follow_template_layout() -> None:
     cfg = compose_train()
-    assert "${paths.log_dir}/${task_name}/runs/${now:%Y-%m-%d_%H-%M-%S_%f}" == OmegaConf.to_container(cfg.hydra)["run"]["dir"]
+    assert (
+        OmegaConf.to_container(cfg.hydra)["run"]["dir"]
+        == "${paths.log_dir}/${task_name}/runs/${now:%Y-%m-%d_%H-%M-%S_%f}"
+    )
     assert OmegaConf.to_container(cfg.hydra)["sweep"]["dir"].endswith("multiruns/${now:%Y-%m-%d_%H-%M-%S_%f}")

@@ -58,7 +58,8 @@ def test_split_does_not_move_with_seed(synthetic_data_dir: Path) -> None:
 def test_batches_match_torchvision_per_item_path(synthetic_data_dir: Path) -> None:
     """Same images, labels and normalisation as torchvision's PIL path for the same indices."""
     reference = MNIST(
-        str(synthetic_data_dir), train=False,
+        str(synthetic_data_dir),
+        train=False,
         transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]),
     )
     dm = make_datamodule(synthetic_data_dir)
@@ -116,7 +117,9 @@ def test_val_size_larger_than_train_file(synthetic_data_dir: Path) -> None:
         make_datamodule(synthetic_data_dir, val_size=SYNTHETIC_TRAIN)
 
 
-def test_missing_files_and_failed_download_give_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_files_and_failed_download_give_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # a download that fails, with or without network
     dm = MNISTDataModule(data_dir=str(tmp_path / "nowhere"))
     with pytest.raises(DataNotFoundError) as err:

@@ -88,8 +88,12 @@ def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tm
     cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", *extra)
     module = instantiate(cfg.model)
     trainer = L.Trainer(
-        fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
+        fast_dev_run=True,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
     )
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= set(trainer.callback_metrics)
@@ -100,11 +104,24 @@ def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tm
 
 def test_one_cycle_schedule_survives_a_handful_of_steps(synthetic_data_dir: Path, tmp_path: Path) -> None:
     """OneCycleLR breaks on ~4 total steps (pct_start * steps == 1); debug-sized runs must still work."""
-    cfg = compose_train("model=dense", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",
-                        "data.batch_size=256", "model.net.hidden_sizes=[16]")
+    cfg = compose_train(
+        "model=dense",
+        f"data.data_dir={synthetic_data_dir}",
+        "data.val_size=100",
+        "data.batch_size=256",
+        "model.net.hidden_sizes=[16]",
+    )
     module = instantiate(cfg.model)
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, accelerator="cpu", logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                        default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert trainer.global_step == 4

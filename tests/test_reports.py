@@ -20,7 +20,9 @@ FAST = ["callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.
 
 
 def events(run_dir: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    accumulator = EventAccumulator(
+        str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0, "tensors": 0}
+    )
     return accumulator.Reload()
 
 
@@ -35,7 +37,9 @@ def assert_png(path: Path, min_size: int = 300) -> None:
 def test_report_matches_torchmetrics_on_the_same_predictions() -> None:
     generator = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 10, (500,), generator=generator)
-    preds = torch.where(torch.rand(500, generator=generator) < 0.8, labels, torch.randint(0, 10, (500,), generator=generator))
+    preds = torch.where(
+        torch.rand(500, generator=generator) < 0.8, labels, torch.randint(0, 10, (500,), generator=generator)
+    )
     report = classification_report(preds, labels)
     assert report["accuracy"] == pytest.approx(float(multiclass_accuracy(preds, labels, 10, average="micro")))
     assert report["accuracy"] == pytest.approx((preds == labels).float().mean().item())
@@ -51,8 +55,14 @@ def test_report_matches_torchmetrics_on_the_same_predictions() -> None:
 @pytest.fixture(scope="module")
 def real_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("report_run")
-    result = run_cli("train.py", f"data.data_dir={real_data_dir}", f"hydra.run.dir={run_dir}", *FAST,
-                     "trainer.max_epochs=2", "trainer.limit_train_batches=40")
+    result = run_cli(
+        "train.py",
+        f"data.data_dir={real_data_dir}",
+        f"hydra.run.dir={run_dir}",
+        *FAST,
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=40",
+    )
     assert_ok(result)
     assert "Per-class results" in result.stdout and "plots/confusion_matrix.png" in result.stderr
     return run_dir
@@ -73,8 +83,17 @@ def test_training_run_writes_plots_and_reports(real_run: Path) -> None:
 def test_tensorboard_has_scalars_images_and_hparams(real_run: Path) -> None:
     acc = events(real_run)
     scalars = set(acc.Tags()["scalars"])
-    assert {"train/loss_step", "train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best",
-            "test/loss", "test/acc"} <= scalars, scalars
+    assert {
+        "train/loss_step",
+        "train/loss",
+        "train/acc",
+        "train/lr",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+        "test/loss",
+        "test/acc",
+    } <= scalars, scalars
     assert {"test/confusion_matrix", "test/misclassified", "test/per_class_accuracy", "val/predictions"} <= set(
         acc.Tags()["images"]
     )
@@ -103,8 +122,13 @@ def test_eval_writes_the_test_side_reports(real_run: Path, real_data_dir: Path, 
 
 def test_each_output_can_be_switched_off(synthetic_data_dir: Path, tmp_path: Path) -> None:
     common = [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "debug=limit", *FAST]
-    result = run_cli("train.py", f"hydra.run.dir={tmp_path / 'some'}", "reports.test.misclassified=false",
-                     "reports.curves=null", *common)
+    result = run_cli(
+        "train.py",
+        f"hydra.run.dir={tmp_path / 'some'}",
+        "reports.test.misclassified=false",
+        "reports.curves=null",
+        *common,
+    )
     assert_ok(result)
     plots = {p.name for p in (tmp_path / "some" / "plots").iterdir()}
     assert plots == {"confusion_matrix.png", "per_class_accuracy.png"}
@@ -112,4 +136,6 @@ def test_each_output_can_be_switched_off(synthetic_data_dir: Path, tmp_path: Pat
 
     result = run_cli("train.py", f"hydra.run.dir={tmp_path / 'none'}", "reports=none", *common)
     assert_ok(result)
-    assert not (tmp_path / "none" / "plots").exists() and not (tmp_path / "none" / "classification_report.json").exists()
+    assert (
+        not (tmp_path / "none" / "plots").exists() and not (tmp_path / "none" / "classification_report.json").exists()
+    )

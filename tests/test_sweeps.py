@@ -17,8 +17,15 @@ from mnist_classifier.tasks.metrics_file import read_metrics
 @pytest.fixture
 def sweep_args(synthetic_data_dir: Path) -> list[str]:
     """Quick jobs: synthetic data, a few batches, a small dense net, no figures."""
-    return [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "debug=limit", "model=dense",
-            "model.net.hidden_sizes=[32]", "reports=none", *FAST]
+    return [
+        f"data.data_dir={synthetic_data_dir}",
+        "data.val_size=100",
+        "debug=limit",
+        "model=dense",
+        "model.net.hidden_sizes=[32]",
+        "reports=none",
+        *FAST,
+    ]
 
 
 def summary(sweep_dir: Path) -> pd.DataFrame:
@@ -26,8 +33,14 @@ def summary(sweep_dir: Path) -> pd.DataFrame:
 
 
 def test_grid_sweep_writes_every_job_and_a_summary(sweep_args: list[str], tmp_path: Path) -> None:
-    result = run_cli("train.py", "-m", "model.optimizer.lr=0.01,0.05", "data.batch_size=32,64",
-                     f"hydra.sweep.dir={tmp_path}", *sweep_args)
+    result = run_cli(
+        "train.py",
+        "-m",
+        "model.optimizer.lr=0.01,0.05",
+        "data.batch_size=32,64",
+        f"hydra.sweep.dir={tmp_path}",
+        *sweep_args,
+    )
     assert_ok(result)
     for job in range(4):
         assert read_metrics(tmp_path / str(job))["status"] == "ok"
@@ -44,8 +57,13 @@ def test_grid_sweep_writes_every_job_and_a_summary(sweep_args: list[str], tmp_pa
 
 def test_optuna_search_resumes_and_counts_finished_trials(sweep_args: list[str], tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    common = ["-m", "hparams_search=dense_optuna", f"hydra.sweeper.storage={storage}",
-              "hydra.sweeper.study_name=resume_test", *sweep_args]
+    common = [
+        "-m",
+        "hparams_search=dense_optuna",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=resume_test",
+        *sweep_args,
+    ]
     first = run_cli("train.py", *common, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path / 'first'}")
     assert_ok(first)
     assert len(optuna.load_study(study_name="resume_test", storage=storage).trials) == 3
@@ -60,9 +78,14 @@ def test_optuna_search_resumes_and_counts_finished_trials(sweep_args: list[str],
 def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     result = run_cli(
-        "train.py", "-m", "hparams_search=dense_optuna", f"hydra.sweeper.storage={storage}",
-        "hydra.sweeper.study_name=fail_test", "hydra.sweeper.n_trials=4",
-        "model.optimizer.lr=choice(0.01,1e9)", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "train.py",
+        "-m",
+        "hparams_search=dense_optuna",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=fail_test",
+        "hydra.sweeper.n_trials=4",
+        "model.optimizer.lr=choice(0.01,1e9)",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
         *sweep_args,
     )
     assert_ok(result)
@@ -77,8 +100,14 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], 
 
 def test_grid_sweep_with_a_failing_job_keeps_the_others(sweep_args: list[str], tmp_path: Path) -> None:
     # batch 64: several steps an epoch, so lr=1e9 reaches a NaN loss
-    result = run_cli("train.py", "-m", "model.optimizer.lr=0.01,1e9", "data.batch_size=64", f"hydra.sweep.dir={tmp_path}",
-                     *sweep_args)
+    result = run_cli(
+        "train.py",
+        "-m",
+        "model.optimizer.lr=0.01,1e9",
+        "data.batch_size=64",
+        f"hydra.sweep.dir={tmp_path}",
+        *sweep_args,
+    )
     assert result.returncode != 0, "a grid with a failed job does not exit 0"
     assert "1 of 2 sweep jobs failed" in result.stderr
     assert read_metrics(tmp_path / "0")["status"] == "ok"
@@ -87,8 +116,15 @@ def test_grid_sweep_with_a_failing_job_keeps_the_others(sweep_args: list[str], t
 
 
 def test_joblib_launcher_runs_jobs_with_split_threads(sweep_args: list[str], tmp_path: Path) -> None:
-    result = run_cli("train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                     "model.optimizer.lr=0.01,0.02", f"hydra.sweep.dir={tmp_path}", *sweep_args)
+    result = run_cli(
+        "train.py",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "model.optimizer.lr=0.01,0.02",
+        f"hydra.sweep.dir={tmp_path}",
+        *sweep_args,
+    )
     assert_ok(result)
     expected_threads = max(1, (os.cpu_count() or 1) // 2)
     for job in (0, 1):

@@ -41,7 +41,13 @@ class ResumableOptunaSweeper(OptunaSweeper):
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         done = finished_trials(storage, impl.study_name)
         if done:
-            log.info("Study %r already has %d finished trial(s) in %s; %d to go of n_trials=%d",
-                     impl.study_name, done, storage, max(0, impl.n_trials - done), impl.n_trials)
+            log.info(
+                "Study %r already has %d finished trial(s) in %s; %d to go of n_trials=%d",
+                impl.study_name,
+                done,
+                storage,
+                max(0, impl.n_trials - done),
+                impl.n_trials,
+            )
         impl.n_trials = max(0, impl.n_trials - done)
         return impl.sweep(arguments)

@@ -31,9 +31,7 @@ MIN_SCHEDULE_STEPS = 100
 def _check_optimizer(optimizer: Mapping[str, Any]) -> None:
     """Build the optimizer once on a dummy parameter so a bad lr/momentum fails before training."""
     if not optimizer.get("_partial_"):
-        raise ConfigValueError(
-            "model.optimizer needs `_partial_: true`: the module passes its own parameters to it."
-        )
+        raise ConfigValueError("model.optimizer needs `_partial_: true`: the module passes its own parameters to it.")
     lr = optimizer.get("lr")
     if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
         raise ConfigValueError(f"model.optimizer.lr must be a number > 0, got {lr!r}.")
@@ -84,7 +82,9 @@ class MNISTClassifier(L.LightningModule):
         self.__dict__["_forward_net"] = torch.compile(self.net) if compile else self.net
 
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
-        self.train_acc, self.val_acc, self.test_acc = (MulticlassAccuracy(NUM_CLASSES, average="micro") for _ in range(3))
+        self.train_acc, self.val_acc, self.test_acc = (
+            MulticlassAccuracy(NUM_CLASSES, average="micro") for _ in range(3)
+        )
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume from last.ckpt
         self.history: list[dict[str, float | int | None]] = []
@@ -202,7 +202,11 @@ class MNISTClassifier(L.LightningModule):
         scheduler = make_scheduler(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval, "monitor": "val/loss"},
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": self.hparams.scheduler_interval,
+                "monitor": "val/loss",
+            },
         }
 
     # --- checkpoint -------------------------------------------------------------------------

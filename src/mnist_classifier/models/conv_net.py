@@ -42,10 +42,12 @@ class ConvNet(nn.Module):
         if padding == "same" and any(k % 2 == 0 for k in kernel_sizes):
             raise ConfigValueError(f"model.net.kernel_sizes must be odd with padding='same', got {kernel_sizes}.")
         if not isinstance(hidden_size, int) or hidden_size < 0:
-            raise ConfigValueError(f"model.net.hidden_size must be an integer >= 0 (0: no hidden layer), got {hidden_size!r}.")
+            raise ConfigValueError(
+                f"model.net.hidden_size must be an integer >= 0 (0: no hidden layer), got {hidden_size!r}."
+            )
         blocks: list[nn.Module] = []
         size, in_channels = image_size, 1
-        for out_channels, kernel, pool in zip(channels, kernel_sizes, pool_sizes):
+        for out_channels, kernel, pool in zip(channels, kernel_sizes, pool_sizes, strict=True):
             pad = kernel // 2 if padding == "same" else 0
             blocks.append(nn.Conv2d(in_channels, out_channels, kernel, padding=pad, bias=not batch_norm))
             if batch_norm:

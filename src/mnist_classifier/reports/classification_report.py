@@ -25,7 +25,8 @@ def classification_report(preds: torch.Tensor, labels: torch.Tensor, num_classes
     }
     support = torch.bincount(labels, minlength=num_classes)
     report: dict[str, Any] = {
-        str(c): {**{k: float(v[c]) for k, v in per_class.items()}, "support": int(support[c])} for c in range(num_classes)
+        str(c): {**{k: float(v[c]) for k, v in per_class.items()}, "support": int(support[c])}
+        for c in range(num_classes)
     }
     for average in ("macro", "weighted"):
         report[f"{average} avg"] = {

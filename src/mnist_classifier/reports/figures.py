@@ -27,14 +27,16 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> Figure:
     loss_ax, acc_ax = fig.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
     for key, style in (("train/loss", "o-"), ("val/loss", "s-")):
-        points = [(e, row[key]) for e, row in zip(epochs, history) if row.get(key) is not None]
+        points = [(e, row[key]) for e, row in zip(epochs, history, strict=True) if row.get(key) is not None]
         if points:
-            loss_ax.plot(*zip(*points), style, label=key)
+            loss_ax.plot(*zip(*points, strict=True), style, label=key)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
     loss_ax.legend()
-    points = [(e, 100 * row["val/acc"]) for e, row in zip(epochs, history) if row.get("val/acc") is not None]
+    points = [
+        (e, 100 * row["val/acc"]) for e, row in zip(epochs, history, strict=True) if row.get("val/acc") is not None
+    ]
     if points:
-        acc_ax.plot(*zip(*points), "s-", color="tab:green", label="val/acc")
+        acc_ax.plot(*zip(*points, strict=True), "s-", color="tab:green", label="val/acc")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Validation accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
@@ -51,8 +53,15 @@ def confusion_matrix(counts: torch.Tensor) -> Figure:
     fig = _figure(8, 7)
     ax = fig.subplots()
     sns.heatmap(
-        (counts / rows).numpy(), annot=counts.numpy(), fmt="d", cmap="Blues", vmin=0, vmax=1, ax=ax,
-        cbar_kws={"label": "share of true class"}, annot_kws={"size": 8},
+        (counts / rows).numpy(),
+        annot=counts.numpy(),
+        fmt="d",
+        cmap="Blues",
+        vmin=0,
+        vmax=1,
+        ax=ax,
+        cbar_kws={"label": "share of true class"},
+        annot_kws={"size": 8},
     )
     ax.set(xlabel="predicted", ylabel="true", title=f"Test confusion matrix ({int(counts.sum())} images)")
     return fig
@@ -79,7 +88,7 @@ def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns:
     fig = _figure(1.3 * columns, 1.5 * rows + 0.4)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     pixels = denormalize(images.float().cpu())
-    for ax, image, caption in zip(axes, pixels, titles):
+    for ax, image, caption in zip(axes, pixels, titles, strict=False):
         ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(caption, fontsize=8)
     for ax in axes:
@@ -88,8 +97,9 @@ def digit_grid(images: torch.Tensor, titles: Sequence[str], title: str, columns:
     return fig
 
 
-def quick_digit_grid(images: torch.Tensor, captions: Sequence[str], wrong: Sequence[bool], columns: int = 8,
-                     scale: int = 2) -> np.ndarray:
+def quick_digit_grid(
+    images: torch.Tensor, captions: Sequence[str], wrong: Sequence[bool], columns: int = 8, scale: int = 2
+) -> np.ndarray:
     """A captioned digit grid drawn with PIL in milliseconds (for per-epoch images; matplotlib takes
     ~0.3 s a figure, which adds up over epochs). Wrong predictions are captioned in red."""
     from PIL import ImageDraw
@@ -100,7 +110,7 @@ def quick_digit_grid(images: torch.Tensor, captions: Sequence[str], wrong: Seque
     rows = max(1, -(-len(pixels) // columns))
     canvas = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, (digit, caption, is_wrong) in enumerate(zip(pixels, captions, wrong)):
+    for i, (digit, caption, is_wrong) in enumerate(zip(pixels, captions, wrong, strict=True)):
         x, y = (i % columns) * cell_w + 6, (i // columns) * cell_h + 2
         draw.text((x, y), caption, fill="red" if is_wrong else "black")
         canvas.paste(Image.fromarray(digit).resize((size, size), Image.NEAREST), (x, y + 16))

@@ -50,8 +50,11 @@ def log_hparams_session(trainer: L.Trainer, metrics: Mapping[str, float]) -> Non
     params: dict[str, Any] = {
         "model": dict(module.hparams),
         "data": dict(datamodule.hparams) if datamodule is not None else {},
-        "trainer": {"max_epochs": trainer.max_epochs, "precision": trainer.precision,
-                    "accumulate_grad_batches": trainer.accumulate_grad_batches},
+        "trainer": {
+            "max_epochs": trainer.max_epochs,
+            "precision": trainer.precision,
+            "accumulate_grad_batches": trainer.accumulate_grad_batches,
+        },
     }
     flat = {k: v for k, v in _flatten(params).items() if not k.startswith("data/data_dir")}
     logger.log_hyperparams(flat, metrics={f"{HPARAMS_PREFIX}{k}": float(v) for k, v in metrics.items()})

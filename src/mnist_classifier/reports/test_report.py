@@ -45,8 +45,11 @@ class TestReport(L.Callback):
     ) -> None:
         self.output_dir = Path(output_dir)
         self.enabled = {
-            "confusion_matrix": confusion_matrix, "misclassified": misclassified, "per_class": per_class,
-            "classification_report": classification_report, "hparams": hparams,
+            "confusion_matrix": confusion_matrix,
+            "misclassified": misclassified,
+            "per_class": per_class,
+            "classification_report": classification_report,
+            "hparams": hparams,
         }
         self.max_misclassified = max_misclassified
         self._reset()
@@ -61,7 +64,12 @@ class TestReport(L.Callback):
         self._reset()
 
     def on_test_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
         probs = outputs["scores"].detach().float().softmax(1)  # same for logits and log-probs
@@ -71,8 +79,12 @@ class TestReport(L.Callback):
         self.labels.append(labels)
         wrong = preds != labels
         if self.enabled["misclassified"] and wrong.any():
-            found = {"confidence": confidence[wrong], "images": batch[0][wrong].detach(),
-                     "labels": labels[wrong], "preds": preds[wrong]}
+            found = {
+                "confidence": confidence[wrong],
+                "images": batch[0][wrong].detach(),
+                "labels": labels[wrong],
+                "preds": preds[wrong],
+            }
             if self.mistakes is not None:
                 found = {k: torch.cat([self.mistakes[k], v]) for k, v in found.items()}
             keep = found["confidence"].topk(min(self.max_misclassified, len(found["confidence"]))).indices
@@ -88,8 +100,9 @@ class TestReport(L.Callback):
             mistakes = self._gather_mistakes(pl_module, mistakes, like=preds)
         return preds.cpu(), labels.cpu(), {k: v.cpu() for k, v in mistakes.items()}
 
-    def _gather_mistakes(self, pl_module: L.LightningModule, mistakes: dict[str, torch.Tensor],
-                         like: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _gather_mistakes(
+        self, pl_module: L.LightningModule, mistakes: dict[str, torch.Tensor], like: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         k = self.max_misclassified
         padded = {  # equal shapes on every rank; padding rows have confidence -1
             "confidence": torch.full((k,), -1.0, device=like.device),
@@ -113,8 +126,9 @@ class TestReport(L.Callback):
             self._write(trainer, *self._gathered)
         self._reset()
 
-    def _write(self, trainer: L.Trainer, preds: torch.Tensor, labels: torch.Tensor,
-               mistakes: dict[str, torch.Tensor]) -> None:
+    def _write(
+        self, trainer: L.Trainer, preds: torch.Tensor, labels: torch.Tensor, mistakes: dict[str, torch.Tensor]
+    ) -> None:
         plots = self.output_dir / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -129,10 +143,21 @@ class TestReport(L.Callback):
             accuracy = torch.tensor([report[str(c)]["recall"] for c in range(NUM_CLASSES)])  # per-class accuracy
             plots_to_make.append(("per_class_accuracy", lambda: figures.per_class_accuracy(accuracy)))
         if self.enabled["misclassified"] and mistakes and len(mistakes["labels"]):
-            titles = [f"true {t} → {p}\n{100 * c:.1f}%" for t, p, c in
-                      zip(mistakes["labels"].tolist(), mistakes["preds"].tolist(), mistakes["confidence"].tolist())]
-            plots_to_make.append(("misclassified", lambda: figures.digit_grid(
-                mistakes["images"], titles, "Most confident mistakes on the test set")))
+            titles = [
+                f"true {t} → {p}\n{100 * c:.1f}%"
+                for t, p, c in zip(
+                    mistakes["labels"].tolist(),
+                    mistakes["preds"].tolist(),
+                    mistakes["confidence"].tolist(),
+                    strict=True,
+                )
+            ]
+            plots_to_make.append(
+                (
+                    "misclassified",
+                    lambda: figures.digit_grid(mistakes["images"], titles, "Most confident mistakes on the test set"),
+                )
+            )
         for name, make in plots_to_make:
             pixels = figures.render(make())
             written.append(plots / f"{name}.png")

@@ -22,7 +22,12 @@ class ValidationSamples(L.Callback):
 
     @rank_zero_only
     def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
         if batch_idx != 0 or trainer.sanity_checking or tensorboard_logger(trainer) is None:
@@ -32,6 +37,8 @@ class ValidationSamples(L.Callback):
             probs = pl_module(images).float().softmax(1)
         confidence, preds = probs.max(1)
         wrong = (preds != labels).tolist()
-        captions = [f"{p} {100 * c:.0f}%" + (f" (is {y})" if w else "") for p, c, y, w in
-                    zip(preds.tolist(), confidence.tolist(), labels.tolist(), wrong)]
+        captions = [
+            f"{p} {100 * c:.0f}%" + (f" (is {y})" if w else "")
+            for p, c, y, w in zip(preds.tolist(), confidence.tolist(), labels.tolist(), wrong, strict=True)
+        ]
         add_image(trainer, "val/predictions", figures.quick_digit_grid(images, captions, wrong))

@@ -36,15 +36,17 @@ def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
     its metrics.json says (status `missing` if the job died before writing one)."""
     import pandas as pd
 
-    job_dirs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
-                      key=lambda p: int(p.name) if p.name.isdigit() else p.name)
+    job_dirs = sorted(
+        (p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
+        key=lambda p: int(p.name) if p.name.isdigit() else p.name,
+    )
     all_params = [
         dict(o.split("=", 1) for o in yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text()) or [] if "=" in o)
         for d in job_dirs
     ]
     swept = sorted({k for params in all_params for k in params if len({p.get(k) for p in all_params}) > 1})
     rows: list[dict[str, Any]] = []
-    for job_dir, params in zip(job_dirs, all_params):
+    for job_dir, params in zip(job_dirs, all_params, strict=True):
         metrics_path = job_dir / METRICS_FILE
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"status": "missing"}
         varying = {k: params.get(k) for k in swept}
@@ -92,7 +94,13 @@ def _markdown(jobs: pd.DataFrame, best: int | None, metric: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     failed = jobs[jobs["status"] != "ok"]
     notes = "".join(f"\n- job {r.job} {r.status}: {r.error or 'no metrics.json'}" for r in failed.itertuples())
-    return f"# Sweep summary (best by {metric})\n\n" + header + "\n".join(lines) + "\n" + (f"\nFailures:{notes}\n" if notes else "")
+    return (
+        f"# Sweep summary (best by {metric})\n\n"
+        + header
+        + "\n".join(lines)
+        + "\n"
+        + (f"\nFailures:{notes}\n" if notes else "")
+    )
 
 
 def _plot(jobs: pd.DataFrame, metric: str, path: Path) -> None:
@@ -105,7 +113,7 @@ def _plot(jobs: pd.DataFrame, metric: str, path: Path) -> None:
     ok = jobs[pd.to_numeric(jobs[metric], errors="coerce").notna()] if metric in jobs else jobs.iloc[0:0]
     fig = Figure(figsize=(4.5 * max(1, len(params)), 4), layout="constrained")
     axes = fig.subplots(1, max(1, len(params)), squeeze=False)[0]
-    for ax, param in zip(axes, params or ["job"]):
+    for ax, param in zip(axes, params or ["job"], strict=True):
         values = ok["params"].apply(dict.get, args=(param,)) if params else ok["job"]
         x = pd.to_numeric(values, errors="coerce")
         y = pd.to_numeric(ok[metric], errors="coerce") * 100
@@ -139,7 +147,7 @@ class SweepSummary(Callback):
             return
         metric = self.metric or config.get("optimized_metric") or "val/acc_best"
         best = best_job(jobs, metric, self.maximize)
-        jobs[list(COLUMNS) + ["params"]].to_csv(sweep_dir / "summary.csv", index=False)
+        jobs[[*COLUMNS, "params"]].to_csv(sweep_dir / "summary.csv", index=False)
         (sweep_dir / "summary.md").write_text(_markdown(jobs, best, metric))
         _plot(jobs, metric, sweep_dir / "summary.png")
         self._print(jobs, best, metric, sweep_dir)
@@ -152,12 +160,18 @@ class SweepSummary(Callback):
 
     @staticmethod
     def _print(jobs: pd.DataFrame, best: int | None, metric: str, sweep_dir: Path) -> None:
-        table = Table(title=f"Sweep summary (best by {metric}): {sweep_dir}", title_justify="left",
-                      box=box.SIMPLE_HEAD, show_edge=False)
+        table = Table(
+            title=f"Sweep summary (best by {metric}): {sweep_dir}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+        )
         for column in COLUMNS:
             table.add_column(column, justify="left" if column == "overrides" else "right", no_wrap=True)
         for index, row in jobs.iterrows():
-            table.add_row(*_cells(row), style="bold green" if index == best else ("red" if row["status"] != "ok" else None))
+            table.add_row(
+                *_cells(row), style="bold green" if index == best else ("red" if row["status"] != "ok" else None)
+            )
         # Never cut the overrides to "…" (a log file is 80 columns to rich): print the table whole.
         console = Console()
         natural = console.measure(table, options=console.options.update_width(10_000)).maximum

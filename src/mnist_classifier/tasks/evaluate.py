@@ -7,9 +7,9 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from mnist_classifier.checkpoint.loader import read_checkpoint
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.models.classifier import MNISTClassifier
-from mnist_classifier.checkpoint.loader import read_checkpoint
 from mnist_classifier.tasks.console import print_run_summary
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.threads import limit_threads

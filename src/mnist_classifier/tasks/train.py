@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.checkpoint.loader import read_checkpoint
+from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.tasks.console import print_run_summary
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.plain import to_plain
@@ -62,8 +62,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["ckpt_path"] = str(test_ckpt) if test_ckpt else None
-    metrics.update(epochs=len(history), global_step=trainer.global_step, num_threads=torch.get_num_threads(),
-                   history=history)
+    metrics.update(
+        epochs=len(history), global_step=trainer.global_step, num_threads=torch.get_num_threads(), history=history
+    )
     if trainer.is_global_zero:
         print_run_summary(history, metrics, run_dir=cfg.paths.output_dir)
     return metrics
