@@ -16,7 +16,8 @@ from mnist_classifier.data import MNISTDataModule
 from mnist_classifier.data.augment import RandomAffineBatch
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
 from mnist_classifier.data.mnist_files import MNIST_FILES
-from mnist_classifier.errors import ConfigValueError, DataNotFoundError
+from mnist_classifier.data.resumable_sampler import ResumableSampler
+from mnist_classifier.errors import CheckpointError, ConfigValueError, DataNotFoundError
 
 
 def make_datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:
@@ -153,6 +154,7 @@ def test_augmentation_only_for_training_batches(synthetic_data_dir: Path) -> Non
 
     class FakeTrainer:
         training = False
+        current_epoch = 0
 
     dm.trainer = FakeTrainer()
     assert dm.on_after_batch_transfer(batch, 0) is batch
@@ -160,6 +162,44 @@ def test_augmentation_only_for_training_batches(synthetic_data_dir: Path) -> Non
     images, labels = dm.on_after_batch_transfer(batch, 0)
     assert images.shape == batch[0].shape and torch.equal(labels, batch[1])
     assert not torch.equal(images, batch[0])
+
+
+def test_resumable_sampler_starts_part_way_and_shards_like_distributed_sampler(synthetic_data_dir: Path) -> None:
+    dataset = make_datamodule(synthetic_data_dir).data_train
+    full = ResumableSampler(dataset, num_replicas=1, rank=0, seed=3)
+    full.set_epoch(2)
+    order = list(full)
+    assert sorted(order) == list(range(len(dataset))) and order != list(range(len(dataset)))
+    resumed = ResumableSampler(dataset, num_replicas=1, rank=0, seed=3)
+    resumed.start_at(epoch=2, start=96)
+    assert list(resumed) == order[96:]
+    assert list(resumed) == order, "the start applies to one iteration only"
+    shards = [list(ResumableSampler(dataset, num_replicas=2, rank=r, seed=3)) for r in (0, 1)]
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(dataset) // 2
+
+
+def test_datamodule_state_is_where_training_stands(synthetic_data_dir: Path) -> None:
+    """The position counts training batches; a finished epoch points at the start of the next one."""
+    dm = make_datamodule(synthetic_data_dir, shuffle_seed=5)
+
+    class FakeTrainer:
+        training, current_epoch, num_training_batches = True, 1, 16
+
+    dm.trainer = FakeTrainer()  # type: ignore[assignment]  # only what the hooks read
+    batch = dm.data_train.__getitems__([0, 1])
+    for _ in range(3):
+        dm.on_after_batch_transfer(batch, 0)
+    assert dm.state_dict() == {"shuffle_seed": 5, "train_position": {"epoch": 1, "batches": 3}}
+    FakeTrainer.num_training_batches = 3
+    assert dm.state_dict()["train_position"] == {"epoch": 2, "batches": 0}
+
+    resumed = make_datamodule(synthetic_data_dir)
+    resumed.load_state_dict({"shuffle_seed": 5, "train_position": {"epoch": 1, "batches": 3}})
+    sampler = resumed.train_dataloader().sampler
+    assert isinstance(sampler, ResumableSampler) and sampler.seed == 5 and sampler.epoch == 1
+    assert sampler.start == 3 * resumed.hparams.batch_size
+    with pytest.raises(CheckpointError, match="data position"):
+        resumed.load_state_dict({"shuffle_seed": "x", "train_position": {}})
 
 
 @pytest.mark.real_data

@@ -1,39 +1,106 @@
-"""Checking a `ckpt_path` before Lightning touches it, so a bad path gets a clear message."""
+"""The one way a checkpoint is read (eval, resume, predict, export, demo): once, with weights_only=True,
+its stored configs checked against the allowlist (checkpoint/trust.py) before anything is built."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mnist_classifier.errors import CheckpointError
+from mnist_classifier.checkpoint.trust import check_stored_configs
+from mnist_classifier.errors import CheckpointError, UserFacingError
 
-_EXAMPLE = "logs/train/runs/<run>/checkpoints/last.ckpt"
+if TYPE_CHECKING:
+    from mnist_classifier.models.classifier import MNISTClassifier
+
+log = logging.getLogger(__name__)
+EXAMPLE_PATH = "logs/train/runs/<run>/checkpoints/last.ckpt"
+_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load with weights_only=True (the safe default) and check it is one of this project's."""
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint as plain data, checked. Reading the same unchanged file again returns the same dict,
+    so a resumed run (which Lightning reads through checkpoint_io.py) reads the file once."""
     file = Path(str(path)).expanduser()
     if not file.is_file():
         raise CheckpointError(
             f"ckpt_path={path}: no such file. Pass the path of a checkpoint written by train.py, "
-            f"e.g. ckpt_path={_EXAMPLE}."
+            f"e.g. ckpt_path={EXAMPLE_PATH}."
         )
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _cache:
+        return _cache[key]
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"ckpt_path={path} cannot be read as a PyTorch checkpoint with weights_only=True "
-            f"({reason}). It may be truncated, not a checkpoint, or from an untrusted source; "
-            f"pass a checkpoint written by train.py, e.g. ckpt_path={_EXAMPLE}."
+            f"({_first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
+            f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
         ) from err
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or "net" not in hparams or "state_dict" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= set(checkpoint):
         raise CheckpointError(
-            f"ckpt_path={path} is a PyTorch file but not a checkpoint of this project's "
-            f"MNISTClassifier (no `hyper_parameters.net` / `state_dict`); pass a checkpoint written "
-            f"by train.py."
+            f"ckpt_path={path} is a PyTorch file but not a checkpoint of this project's MNISTClassifier "
+            f"(no `hyper_parameters.net` / `state_dict`); pass a checkpoint written by train.py."
         )
+    check_stored_configs(checkpoint, str(path))
+    _cache.clear()  # one checkpoint at a time is all a run needs
+    _cache[key] = checkpoint
     return checkpoint
+
+
+def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], path: str) -> None:
+    """Build the stored network on the meta device (no memory) and compare its shapes with the stored
+    weights, so a crafted size (say hidden_sizes: [10**9]) cannot allocate anything."""
+    from hydra.utils import instantiate
+
+    try:
+        with torch.device("meta"):
+            net = instantiate(net_config)
+    except Exception as err:
+        raise CheckpointError(
+            f"ckpt_path={path}: its stored network config cannot be built ({_first_line(err.__cause__ or err)})."
+        ) from err
+    expected = {f"net.{name}": tuple(t.shape) for name, t in net.state_dict().items()}
+    stored = {
+        name: tuple(t.shape) if isinstance(t, torch.Tensor) else None
+        for name, t in state_dict.items()
+        if name.startswith("net.")
+    }
+    if expected != stored:
+        mismatched = sorted(set(expected.items()) ^ set(stored.items()))[:3]
+        raise CheckpointError(
+            f"ckpt_path={path}: its stored network config does not match its stored weights (e.g. {mismatched}). "
+            f"The file is damaged or was altered; pass a checkpoint written by train.py."
+        )
+
+
+def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier:
+    """The trained MNISTClassifier of a checked checkpoint, whichever network and recipe trained it."""
+    from mnist_classifier.models.classifier import MNISTClassifier
+
+    hyperparameters = checkpoint["hyper_parameters"]
+    _check_weights_fit(hyperparameters["net"], checkpoint["state_dict"], str(path))
+    try:
+        model = MNISTClassifier(**hyperparameters)
+        model.load_state_dict(checkpoint["state_dict"])
+        model.on_load_checkpoint(checkpoint)
+    except (UserFacingError, TypeError, ValueError, RuntimeError, KeyError) as err:
+        raise CheckpointError(
+            f"ckpt_path={path}: the model it describes cannot be rebuilt ({_first_line(err)}). "
+            f"Pass a checkpoint written by train.py."
+        ) from err
+    return model.eval()
+
+
+def load_model(path: str | Path) -> MNISTClassifier:
+    """load_checkpoint + build_model: what eval, predict, export and the demo call."""
+    return build_model(load_checkpoint(path), path)

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 
 from mnist_classifier.data.in_memory import InMemoryMNIST, keep_batch
 from mnist_classifier.data.mnist_files import ensure_mnist, load_split
-from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.data.resumable_sampler import ResumableSampler
+from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.utils.plain import to_plain
 
 OFFICIAL_TRAIN_SIZE = 60_000
@@ -24,6 +25,10 @@ class MNISTDataModule(L.LightningDataModule):
 
     Images stay one uint8 tensor in memory (optionally on the GPU: `on_device`) and every batch is
     fetched with one indexing op; `augment` (a `_target_` config) transforms training batches only.
+
+    The training order is a ResumableSampler's, seeded by `shuffle_seed` (default: the run's seed); the
+    datamodule's state in a checkpoint is where training stood in that order, so a resumed run goes on
+    with the same batches. No loader draws from the global random generator.
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class MNISTDataModule(L.LightningDataModule):
         on_device: bool = False,
         download: bool = True,
         augment: Mapping[str, Any] | None = None,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         augment = to_plain(augment)
@@ -57,7 +63,13 @@ class MNISTDataModule(L.LightningDataModule):
                 "data.on_device=true keeps the images on the GPU, where loader worker processes "
                 "cannot index them: set data.num_workers=0."
             )
+        if shuffle_seed is not None and (not isinstance(shuffle_seed, int) or isinstance(shuffle_seed, bool)):
+            raise ConfigValueError(f"data.shuffle_seed must be an integer or null, got {shuffle_seed!r}.")
         self.augment = instantiate(augment) if augment else None
+        # after seed_everything(seed), torch's initial seed is the run's seed
+        self.shuffle_seed = torch.initial_seed() % 2**32 if shuffle_seed is None else shuffle_seed
+        self.train_position = {"epoch": 0, "batches": 0}  # batches trained in that epoch
+        self._resume_position: dict[str, int] | None = None
         self.data_train: InMemoryMNIST | None = None
         self.data_val: InMemoryMNIST | None = None
         self.data_test: InMemoryMNIST | None = None
@@ -91,31 +103,69 @@ class MNISTDataModule(L.LightningDataModule):
             return self.trainer.strategy.root_device
         return torch.device("cpu")
 
-    def _loader(self, dataset: InMemoryMNIST | None, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: InMemoryMNIST | None, batch_size: int, sampler: ResumableSampler | None = None
+    ) -> DataLoader:
         if dataset is None:
             raise RuntimeError("MNISTDataModule.setup() must run before asking for a dataloader")
         on_cpu = dataset.images.device.type == "cpu"
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=keep_batch,
             num_workers=self.hparams.num_workers,
             pin_memory=self.hparams.pin_memory and on_cpu,
             persistent_workers=self.hparams.num_workers > 0,
+            # its own generator: creating an iterator draws a seed, which must not move the global one
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, self.hparams.batch_size, shuffle=True)
+        replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        if replicas > 1:  # every process must shuffle alike (with seed=null each drew its own)
+            self.shuffle_seed = self.trainer.strategy.broadcast(self.shuffle_seed, src=0)
+        sampler = ResumableSampler(self.data_train, num_replicas=replicas, rank=rank, seed=self.shuffle_seed)
+        if self._resume_position is not None:
+            position, self._resume_position = self._resume_position, None
+            sampler.start_at(position["epoch"], position["batches"] * self.hparams.batch_size)
+        return self._loader(self.data_train, self.hparams.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.data_val, self.hparams.eval_batch_size, shuffle=False)
+        return self._loader(self.data_val, self.hparams.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.data_test, self.hparams.eval_batch_size, shuffle=False)
+        return self._loader(self.data_test, self.hparams.eval_batch_size)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
+        if self.trainer is None or not self.trainer.training:
+            return batch
+        self._count_training_batch(self.trainer.current_epoch)
+        if self.augment is not None:
             images, labels = batch
             return self.augment(images), labels
         return batch
+
+    def _count_training_batch(self, epoch: int) -> None:
+        if self.train_position["epoch"] != epoch:
+            self.train_position = {"epoch": epoch, "batches": 0}
+        self.train_position["batches"] += 1
+
+    # --- checkpoint: where training stands in the data order --------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        position = dict(self.train_position)
+        if self.trainer is not None and position["batches"] >= self.trainer.num_training_batches:
+            position = {"epoch": position["epoch"] + 1, "batches": 0}  # the epoch is done: the next one is due
+        return {"shuffle_seed": self.shuffle_seed, "train_position": position}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        try:
+            seed = state_dict["shuffle_seed"]
+            position = {key: int(state_dict["train_position"][key]) for key in ("epoch", "batches")}
+            if not isinstance(seed, int) or min(position.values()) < 0:
+                raise ValueError(f"shuffle_seed {seed!r}, position {position}")
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"The checkpoint's data position cannot be restored ({err}).") from err
+        self.shuffle_seed = seed
+        self.train_position = position
+        self._resume_position = dict(position)

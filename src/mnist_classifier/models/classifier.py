@@ -15,9 +15,16 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnist_classifier.checkpoint.run_state import (
+    capture_metrics,
+    capture_rng,
+    restore_metrics,
+    restore_rng,
+    training_progress,
+)
 from mnist_classifier.errors import CheckpointError, ConfigValueError, TrainingDivergedError
 from mnist_classifier.utils.plain import to_plain
 
@@ -89,6 +96,7 @@ class MNISTClassifier(L.LightningModule):
         self.val_acc_best.persistent(True)  # survives resume from last.ckpt
         self.history: list[dict[str, float | int | None]] = []
         self._schedule_steps: int | None = None  # the run length a whole-run schedule was built for
+        self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, applied when training starts
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -105,6 +113,9 @@ class MNISTClassifier(L.LightningModule):
         if not self.history:  # a fresh run: forget the sanity check; a resumed one keeps its best
             self.val_acc_best.reset()
         self._check_resumed_schedule()
+        if self._rng_to_restore is not None:  # a resumed run: dropout and augmentation go on as they were
+            restore_rng(self._rng_to_restore)
+            self._rng_to_restore = None
 
     def _check_resumed_schedule(self) -> None:
         """A resumed OneCycle-style schedule keeps its planned length: refuse a run of another length."""
@@ -210,8 +221,32 @@ class MNISTClassifier(L.LightningModule):
         }
 
     # --- checkpoint -------------------------------------------------------------------------
+    def _epoch_accumulators(self) -> dict[str, Metric]:
+        return {"train_loss": self.train_loss, "train_acc": self.train_acc}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Besides weights, optimizer and schedule (Lightning's): the history, and everything else that
+        decides the rest of the run (random generators, the epoch's accumulators), and how far it got."""
         checkpoint["history"] = self.history
+        checkpoint["rng_states"] = capture_rng()
+        checkpoint["epoch_accumulators"] = capture_metrics(self._epoch_accumulators())
+        if self._trainer is not None:
+            checkpoint["training_progress"] = training_progress(self.trainer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = list(checkpoint.get("history", []))
+        self.history = checked_history(checkpoint.get("history", []))
+        if "epoch_accumulators" in checkpoint:
+            restore_metrics(self._epoch_accumulators(), checkpoint["epoch_accumulators"])
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+
+def checked_history(history: Any) -> list[dict[str, float | int | None]]:
+    """A checkpoint's per-epoch history: a list of rows of numbers (it goes into metrics.json and figures)."""
+    keys = {"epoch", "train/loss", "val/loss", "val/acc"}
+    number = (int, float, type(None))
+    if not isinstance(history, list) or not all(
+        isinstance(row, dict) and set(row) <= keys and all(isinstance(v, number) for v in row.values())
+        for row in history
+    ):
+        raise CheckpointError("The checkpoint's training history is not a list of per-epoch numbers; it was altered.")
+    return [dict(row) for row in history]

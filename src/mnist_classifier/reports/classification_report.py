@@ -14,6 +14,8 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from mnist_classifier.utils.atomic import write_text
+
 
 def classification_report(preds: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> dict[str, Any]:
     """Same layout as scikit-learn's report: one row per class, macro/weighted averages, accuracy."""
@@ -61,6 +63,6 @@ def report_markdown(report: dict[str, Any]) -> str:
 def write_report(report: dict[str, Any], output_dir: Path) -> tuple[Path, Path]:
     json_path = output_dir / "classification_report.json"
     md_path = output_dir / "classification_report.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text("# Classification report (official MNIST test set)\n\n" + report_markdown(report))
+    write_text(json_path, json.dumps(report, indent=2) + "\n")
+    write_text(md_path, "# Classification report (official MNIST test set)\n\n" + report_markdown(report))
     return json_path, md_path

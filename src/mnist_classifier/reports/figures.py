@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from mnist_classifier.data.in_memory import denormalize
+from mnist_classifier.utils.atomic import write_with
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -126,5 +128,5 @@ def render(fig: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def save_png(pixels: np.ndarray, path: Any) -> None:
-    Image.fromarray(pixels).save(path)
+def save_png(pixels: np.ndarray, path: Path) -> None:
+    write_with(path, lambda file: Image.fromarray(pixels).save(file, format="PNG"))

@@ -24,6 +24,7 @@ from mnist_classifier.reports.classification_report import (
     report_rows,
     write_report,
 )
+from mnist_classifier.reports.failures import report_step
 from mnist_classifier.reports.tensorboard import add_image, log_hparams_session
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class TestReport(L.Callback):
             "hparams": hparams,
         }
         self.max_misclassified = max_misclassified
+        self.report_errors: list[str] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -159,18 +161,21 @@ class TestReport(L.Callback):
                 )
             )
         for name, make in plots_to_make:
-            pixels = figures.render(make())
-            written.append(plots / f"{name}.png")
-            figures.save_png(pixels, written[-1])
-            add_image(trainer, f"test/{name}", pixels, step)
+            with report_step(name, self.report_errors):
+                pixels = figures.render(make())
+                figures.save_png(pixels, plots / f"{name}.png")
+                written.append(plots / f"{name}.png")
+                add_image(trainer, f"test/{name}", pixels, step)
         if self.enabled["classification_report"]:
-            written.extend(write_report(report, self.output_dir))
-            self._print_table(report)
+            with report_step("classification_report", self.report_errors):
+                written.extend(write_report(report, self.output_dir))
+                self._print_table(report)
         if self.enabled["hparams"]:
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-            if hasattr(trainer.lightning_module, "val_acc_best") and trainer.lightning_module.history:
-                metrics["val/acc_best"] = float(trainer.lightning_module.val_acc_best.compute())
-            log_hparams_session(trainer, metrics)
+            with report_step("hparams", self.report_errors):
+                metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+                if hasattr(trainer.lightning_module, "val_acc_best") and trainer.lightning_module.history:
+                    metrics["val/acc_best"] = float(trainer.lightning_module.val_acc_best.compute())
+                log_hparams_session(trainer, metrics)
         for path in written:
             log.info("Report: %s", path)
 

@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from mnist_classifier.reports import figures
+from mnist_classifier.reports.failures import report_step
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +17,13 @@ log = logging.getLogger(__name__)
 class TrainingCurves(L.Callback):
     def __init__(self, output_dir: str) -> None:
         self.path = Path(output_dir) / "plots" / "curves.png"
+        self.report_errors: list[str] = []
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         history = getattr(pl_module, "history", [])
         if not history or trainer.sanity_checking:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        figures.save_png(figures.render(figures.training_curves(history)), self.path)
-        log.info("Training curves: %s", self.path)
+        with report_step("curves", self.report_errors):
+            figures.save_png(figures.render(figures.training_curves(history)), self.path)
+            log.info("Training curves: %s", self.path)

@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from mnist_classifier.reports import figures
+from mnist_classifier.reports.failures import report_step
 from mnist_classifier.reports.tensorboard import add_image, tensorboard_logger
 
 
@@ -19,6 +20,7 @@ class ValidationSamples(L.Callback):
 
     def __init__(self, num_images: int = 16) -> None:
         self.num_images = num_images
+        self.report_errors: list[str] = []
 
     @rank_zero_only
     def on_validation_batch_end(
@@ -32,6 +34,10 @@ class ValidationSamples(L.Callback):
     ) -> None:
         if batch_idx != 0 or trainer.sanity_checking or tensorboard_logger(trainer) is None:
             return
+        with report_step("val_samples", self.report_errors):
+            self._draw(trainer, pl_module, batch)
+
+    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any) -> None:
         images, labels = batch[0][: self.num_images], batch[1][: self.num_images]
         with torch.no_grad():
             probs = pl_module(images).float().softmax(1)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich import box
@@ -15,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mnist_classifier.tasks.metrics_file import METRICS_FILE
+from mnist_classifier.utils.atomic import atomic_file, write_text, write_with
 
 if TYPE_CHECKING:  # pandas is imported when a multirun ends, not at every run's start-up
     import pandas as pd
@@ -52,7 +55,9 @@ def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
         varying = {k: params.get(k) for k in swept}
         row = {"job": job_dir.name, "overrides": " ".join(f"{k}={_short(v)}" for k, v in varying.items())}
         row.update({key: metrics.get(key) for key in COLUMNS[2:]})
-        row["error"] = metrics.get("error")
+        row["error"] = metrics.get("error") or (
+            f"resume with {metrics['resume_command']}" if metrics.get("resume_command") else None
+        )
         row["params"] = varying
         rows.append(row)
     return pd.DataFrame(rows)
@@ -126,37 +131,56 @@ def _plot(jobs: pd.DataFrame, metric: str, path: Path) -> None:
         ax.set(xlabel=param, ylabel=f"{metric} (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"{metric} per job ({len(ok)} of {len(jobs)} finished)")
-    fig.savefig(path)
+    write_with(path, lambda file: fig.savefig(file, format="png"))
 
 
 class SweepSummary(Callback):
-    """Summarises every multirun; a grid sweep with failed jobs then exits non-zero (after writing)."""
+    """Summarises every multirun; a grid sweep with failed jobs then exits non-zero (after writing).
+
+    A job interrupted by Ctrl-C or SIGTERM ends the sweep: the summary is written at once (it lists the
+    interrupted job) and the process exits 130 / 143 instead of starting the next job.
+    """
 
     def __init__(self, metric: str | None = None, maximize: bool = True, fail_on_job_error: bool = True) -> None:
         self.metric = metric
         self.maximize = maximize
         self.fail_on_job_error = fail_on_job_error
 
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        metrics_path = Path(job_return.hydra_cfg.hydra.runtime.output_dir) / METRICS_FILE
+        outcome = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        if outcome.get("status") == "interrupted":
+            self.write(config)
+            signum = signal.Signals[outcome.get("signal", "SIGINT")]
+            log.warning("The sweep was interrupted by %s: no further jobs are started.", signum.name)
+            raise SystemExit(128 + signum)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        jobs = self.write(config)
+        failed = 0 if jobs is None else int((jobs["status"] != "ok").sum())
+        if failed and self.fail_on_job_error:
+            raise SystemExit(
+                f"{failed} of {len(jobs)} sweep jobs failed (see {Path(config.hydra.sweep.dir) / 'summary.md'}); "
+                f"the other jobs' results are kept."
+            )
+
+    def write(self, config: DictConfig) -> pd.DataFrame | None:
+        """summary.csv / .md / .png (each written atomically) and the printed table."""
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
-            return
+            return None
         jobs = collect_jobs(sweep_dir)
         if jobs.empty:
             log.warning("Sweep summary: no job dirs in %s", sweep_dir)
-            return
+            return None
         metric = self.metric or config.get("optimized_metric") or "val/acc_best"
         best = best_job(jobs, metric, self.maximize)
-        jobs[[*COLUMNS, "params"]].to_csv(sweep_dir / "summary.csv", index=False)
-        (sweep_dir / "summary.md").write_text(_markdown(jobs, best, metric))
+        with atomic_file(sweep_dir / "summary.csv", "w") as file:
+            jobs[[*COLUMNS, "params"]].to_csv(file, index=False)
+        write_text(sweep_dir / "summary.md", _markdown(jobs, best, metric))
         _plot(jobs, metric, sweep_dir / "summary.png")
         self._print(jobs, best, metric, sweep_dir)
-        failed = int((jobs["status"] != "ok").sum())
-        if failed and self.fail_on_job_error:
-            raise SystemExit(
-                f"{failed} of {len(jobs)} sweep jobs failed (see {sweep_dir / 'summary.md'}); the other "
-                f"jobs' results are kept."
-            )
+        return jobs
 
     @staticmethod
     def _print(jobs: pd.DataFrame, best: int | None, metric: str, sweep_dir: Path) -> None:

@@ -7,28 +7,29 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import read_checkpoint
+from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_model
 from mnist_classifier.errors import CheckpointError
-from mnist_classifier.models.classifier import MNISTClassifier
+from mnist_classifier.reports.failures import report_errors
 from mnist_classifier.tasks.console import print_run_summary
+from mnist_classifier.tasks.run_checks import check_common
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.threads import limit_threads
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Works for a checkpoint of either model or any experiment: no `model=` is needed."""
+    check_common(cfg)
     limit_threads(cfg.get("num_threads"))
     if not cfg.get("ckpt_path"):
-        raise CheckpointError(
-            "eval.py needs a checkpoint: python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/<file>.ckpt"
-        )
-    read_checkpoint(cfg.ckpt_path)
-    model = MNISTClassifier.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+        raise CheckpointError(f"eval.py needs a checkpoint: python eval.py ckpt_path={EXAMPLE_PATH}")
+    model = load_model(cfg.ckpt_path)
     datamodule = instantiate(cfg.data)
     trainer = build_trainer(cfg)
     trainer.test(model, datamodule=datamodule)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics["ckpt_path"] = str(cfg.ckpt_path)
+    if errors := report_errors(trainer.callbacks):
+        metrics["report_errors"] = errors
     if trainer.is_global_zero:
         print_run_summary([], metrics, run_dir=cfg.paths.output_dir)
     return metrics

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mnist_classifier.utils.atomic import write_text
+
 METRICS_FILE = "metrics.json"
 
 
@@ -22,12 +24,8 @@ def _plain_number(value: Any) -> Any:
 def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
     """Write atomically, so a crash never leaves a half-written file."""
     path = Path(output_dir) / METRICS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     plain = {key: _plain_number(value) for key, value in metrics.items()}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plain, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps(plain, indent=2, default=str) + "\n")
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:

@@ -1,10 +1,19 @@
-"""The wrapper around train/eval: clear one-paragraph errors, metrics.json even on failure."""
+"""The wrapper around every task: exit codes, one-paragraph errors, interrupts, and metrics.json always.
+
+Exit codes (documented in the README): 0 done; 1 a bug (with its traceback), or a grid sweep in which a
+job failed; 2 bad input (config value, path, file, checkpoint), the message alone; 130 / 143 interrupted
+by SIGINT / SIGTERM, after saving what can be resumed.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import shlex
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -15,9 +24,11 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_classifier.errors import UserFacingError
+from mnist_classifier.tasks.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.tasks.metrics_file import write_metrics
 
 log = logging.getLogger(__name__)
+EXIT_BAD_INPUT = 2
 
 
 def user_error_message(err: BaseException) -> str | None:
@@ -31,48 +42,110 @@ def user_error_message(err: BaseException) -> str | None:
         cause = cause.__cause__
     if isinstance(cause, UserFacingError):
         return str(cause)
-    if isinstance(err, (UserFacingError, InstantiationException, OmegaConfBaseException)):
+    if isinstance(err, InstantiationException):
+        return _instantiation_message(err, cause)
+    if isinstance(err, (UserFacingError, OmegaConfBaseException)):
         return " ".join(str(err).split())
     return None
 
 
-def _in_multirun() -> bool:
+def _instantiation_message(err: InstantiationException, cause: BaseException | None) -> str:
+    """Hydra's 'Error in call to target ...' turned into which config key failed and the library's reason."""
+    text = str(err)
+    key = re.search(r"full_key: (\S+)", text)
+    target = re.search(r"target '([^']+)'", text)
+    if key is None or cause is None:
+        return " ".join(text.split())
+    built = f" ({target.group(1)})" if target else ""
+    reason = " ".join(str(cause).split()).rstrip(".")
+    name = key.group(1)
+    return (
+        f"`{name}`{built} cannot be built from the config: {reason}. "
+        f"Check the `{name}.*` values on the command line or in its config file."
+    )
+
+
+def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
-    """Run `task`; a failure is recorded in metrics.json (status, error).
+def command_line(script: str, overrides: list[str]) -> str:
+    """`python <script> <overrides>` as a user can paste it into a shell."""
+    return shlex.join(["python", script, *overrides])
 
-    Single run: bad input ends the process with exit code 2 and the message alone; a bug raises.
-    Multirun: the job is logged and recorded as failed and returns no value, so the sweep goes on
-    (Optuna marks the trial failed; the sweep summary lists it).
+
+def _resume_command(guard: InterruptGuard) -> str:
+    """How to go on: resume from the checkpoint with the run's overrides; test a finished training with
+    eval.py; rerun a run that saved nothing."""
+    script = sys.argv[0]
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
+    if guard.training_finished and (guard.best_checkpoint or guard.checkpoint):
+        best = guard.best_checkpoint or guard.checkpoint
+        return command_line(str(Path(script).with_name("eval.py")), [f"ckpt_path={best}"])
+    if guard.checkpoint is not None:
+        return command_line(script, [*kept, f"ckpt_path={guard.checkpoint}"])
+    return command_line(script, overrides)
+
+
+def _interrupted_record(stop: RunInterrupted, guard: InterruptGuard) -> dict[str, Any]:
+    command = _resume_command(guard)
+    if guard.training_finished:
+        where = "after training had finished"
+    elif guard.last_completed_epoch is None:
+        where = "before a training epoch was complete"
+    else:
+        where = f"after epoch {guard.last_completed_epoch} (and part of the next)"
+    saved = f"Saved {guard.checkpoint}. " if guard.checkpoint else "No checkpoint was saved. "
+    verb = "Test it" if guard.training_finished else ("Resume" if guard.checkpoint else "Start it again")
+    log.warning("Interrupted by %s %s. %s%s with:\n  %s", stop.signal_name, where, saved, verb, command)
+    return {
+        "status": "interrupted",
+        "signal": stop.signal_name,
+        "last_completed_epoch": guard.last_completed_epoch,
+        "ckpt_path": str(guard.checkpoint) if guard.checkpoint else None,
+        "resume_command": command,
+        "history": guard.history,
+    }
+
+
+def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
+    """Run `task`; what happened is recorded in metrics.json (status ok / failed / interrupted).
+
+    Single run: bad input ends the process with exit code 2 and the message alone, an interrupt with
+    130/143, a bug raises. Multirun: the job is recorded and the sweep goes on (Optuna marks the trial
+    failed; the sweep summary lists it), except after an interrupt, which ends the sweep (sweeps/summary.py).
     """
     start = time.perf_counter()
-    try:
-        metrics = task(cfg)
-    except Exception as err:
-        message = user_error_message(err)
-        failure = {"status": "failed", "error": message or f"{type(err).__name__}: {err}"}
-        rank_zero_only(write_metrics)(cfg.paths.output_dir, failure | {"wall_time_s": time.perf_counter() - start})
-        if _in_multirun():
-            (log.error if message else log.exception)("Job failed: %s", failure["error"])
-            return failure
-        if message is not None:
-            log.error(message)
-            raise SystemExit(2) from err
-        raise
-    metrics = {"status": "ok", **metrics, "wall_time_s": round(time.perf_counter() - start, 2)}
-    rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
-    return metrics
+
+    def record(metrics: dict[str, Any]) -> dict[str, Any]:
+        metrics = {**metrics, "wall_time_s": round(time.perf_counter() - start, 2)}
+        rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
+        return metrics
+
+    with interrupt_guard() as guard:
+        try:
+            metrics = task(cfg)
+        except RunInterrupted as stop:
+            interrupted = record(_interrupted_record(stop, guard))
+            if in_multirun():
+                return interrupted
+            raise SystemExit(stop.exit_code) from None
+        except Exception as err:
+            message = user_error_message(err)
+            failure = record({"status": "failed", "error": message or f"{type(err).__name__}: {err}"})
+            if in_multirun():
+                (log.error if message else log.exception)("Job failed: %s", failure["error"])
+                return failure
+            if message is not None:
+                log.error(message)
+                raise SystemExit(EXIT_BAD_INPUT) from err
+            raise
+    return record({"status": "ok", **metrics})
 
 
 def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:
-    """The value a sweeper optimises (`optimized_metric`); None for a failed job."""
-    if not name or metrics.get("status") == "failed":
+    """The value a sweeper optimises (`optimized_metric`); None for a job that did not finish."""
+    if not name or metrics.get("status") != "ok" or name not in metrics:
         return None
-    if name not in metrics:
-        raise UserFacingError(
-            f"optimized_metric={name!r} was not computed in this run; choose one of "
-            f"{sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))}."
-        )
     return float(metrics[name])

@@ -10,39 +10,53 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import read_checkpoint
-from mnist_classifier.errors import CheckpointError, ConfigValueError
+from mnist_classifier.checkpoint.loader import load_checkpoint
+from mnist_classifier.errors import CheckpointError
+from mnist_classifier.reports.failures import report_errors
 from mnist_classifier.tasks.console import print_run_summary
+from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.plain import to_plain
 from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
-_SUMMARY_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc")
 
-
-def _check_resume(ckpt_path: str, model_cfg: DictConfig) -> None:
-    saved_net = read_checkpoint(ckpt_path)["hyper_parameters"]["net"]
-    wanted_net = to_plain(model_cfg.net)
+def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
+    """A checkpoint to resume: safe to read, of the same network, and with training left to do."""
+    checkpoint = load_checkpoint(ckpt_path)
+    saved_net, wanted_net = checkpoint["hyper_parameters"]["net"], to_plain(cfg.model.net)
     if saved_net != wanted_net:
         raise CheckpointError(
             f"ckpt_path={ckpt_path} was trained with net {saved_net}, but this run builds "
             f"{wanted_net}. Resume with the same model/experiment overrides as the original run "
             f"(see its .hydra/overrides.yaml), or use eval.py to test the checkpoint as it is."
         )
+    progress = checkpoint.get("training_progress") or {}
+    done, planned = progress.get("epochs_completed"), cfg.trainer.max_epochs
+    if progress.get("finished") or (isinstance(done, int) and done >= planned):
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path} is the end of a finished run ({done} of {progress.get('max_epochs')} epochs"
+            f"{', stopped early' if done is not None and done < progress.get('max_epochs', done) else ''}): there "
+            f"is nothing left to train. Test it with `python eval.py ckpt_path={ckpt_path}`, or start a new run "
+            f"(without ckpt_path) to train for longer."
+        )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Returns the final metrics (see metrics.json)."""
+    check_train_config(cfg)
     limit_threads(cfg.get("num_threads"))
     if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    fit, test = cfg.get("train", True), cfg.get("test", True)
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path:
-        _check_resume(ckpt_path, cfg.model)
-    elif not cfg.get("train", True):
-        raise ConfigValueError("train=false needs ckpt_path=... (a checkpoint to test); or use eval.py.")
+    if ckpt_path and fit:
+        check_resume(ckpt_path, cfg)
+    elif ckpt_path:
+        load_checkpoint(ckpt_path)
+    elif not fit:
+        raise CheckpointError("train=false needs ckpt_path=... (a checkpoint to test); or use eval.py.")
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -50,13 +64,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
-    if cfg.get("train", True):
+    if fit:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k in _SUMMARY_KEYS})
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k in FIT_METRICS})
         history = list(model.history)
-    if cfg.get("test", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        test_ckpt = best or (None if cfg.get("train", True) else ckpt_path)
+    if test:
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        test_ckpt = best or (None if fit else ckpt_path)
         if test_ckpt is None:
             log.warning("No checkpoint was saved: testing the weights as they are after training.")
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
@@ -65,6 +79,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(
         epochs=len(history), global_step=trainer.global_step, num_threads=torch.get_num_threads(), history=history
     )
+    if errors := report_errors(trainer.callbacks):
+        metrics["report_errors"] = errors
     if trainer.is_global_zero:
         print_run_summary(history, metrics, run_dir=cfg.paths.output_dir)
     return metrics

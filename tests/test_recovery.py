@@ -1,0 +1,248 @@
+"""Interrupts leave a record and a way back, resume reproduces the uninterrupted run, bad run values are
+one paragraph and exit 2, and nothing is ever half-written."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, assert_ok, run_cli
+from test_cli import QUIET
+
+from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
+from mnist_classifier.errors import CheckpointError
+from mnist_classifier.tasks.metrics_file import read_metrics, write_metrics
+
+# 500 synthetic training images in batches of 50: 10 steps an epoch. Dropout and batch augmentation draw
+# random numbers every step, so an exact resume needs the generators restored, not just the weights.
+EXACT = [
+    "model=dense",
+    "model.net.hidden_sizes=[32]",
+    "data.val_size=100",
+    "data.batch_size=50",
+    "+data.augment._target_=mnist_classifier.data.RandomAffineBatch",
+    "trainer.max_epochs=3",
+    "trainer.deterministic=true",
+    "trainer.precision=32-true",
+    "test=false",
+    *QUIET,
+]
+
+
+def signal_at(step: int, name: str) -> list[str]:
+    return ["+callbacks.signal._target_=helper_callbacks.SignalAtStep", f"+callbacks.signal.step={step}",
+            f"+callbacks.signal.signal_name={name}"]  # fmt: skip
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def assert_same_run(expected_dir: Path, resumed_dir: Path) -> None:
+    expected, resumed = read_metrics(expected_dir), read_metrics(resumed_dir)
+    assert resumed["status"] == "ok" and resumed["global_step"] == expected["global_step"]
+    assert resumed["history"] == expected["history"]  # every epoch's losses and accuracy, to the last bit
+    want, got = weights(expected_dir), weights(resumed_dir)
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[key], got[key]) for key in want), "final weights differ"
+
+
+def run_resume_command(metrics: dict, run_dir: Path) -> subprocess.CompletedProcess:
+    """The printed command, as a user would paste it (plus a run dir the test can find)."""
+    python, script, *overrides = shlex.split(metrics["resume_command"])
+    assert python == "python" and Path(script).name == "train.py"
+    return run_cli("train.py", *overrides, f"hydra.run.dir={run_dir}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    assert_ok(run_cli("train.py", f"data.data_dir={synthetic_data_dir}", *EXACT, f"hydra.run.dir={run_dir}"))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("signal_name", "exit_code", "step"),
+    [("SIGTERM", 143, 14), ("SIGINT", 130, 20)],
+    ids=["SIGTERM mid-epoch", "SIGINT at an epoch's last step"],
+)
+def test_signal_then_printed_command_reproduces_the_run(
+    signal_name: str, exit_code: int, step: int, uninterrupted: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    data = f"data.data_dir={synthetic_data_dir}"
+    stopped = run_cli("train.py", data, *EXACT, *signal_at(step, signal_name), f"hydra.run.dir={tmp_path / 'a'}")
+    assert stopped.returncode == exit_code, stopped.stderr[-3000:]
+    record = read_metrics(tmp_path / "a")
+    epochs_done = step // 10  # 10 steps an epoch; at an epoch's last step the stop waits for its end
+    assert record["status"] == "interrupted" and record["signal"] == signal_name
+    assert record["last_completed_epoch"] == epochs_done - 1
+    assert [row["epoch"] for row in record["history"]] == list(range(epochs_done))
+    assert record["ckpt_path"] == str(tmp_path / "a" / "checkpoints" / "last.ckpt")
+    assert record["resume_command"] in stopped.stderr and "Traceback" not in stopped.stderr
+    assert f"ckpt_path={record['ckpt_path']}" in record["resume_command"]
+    assert torch.load(record["ckpt_path"], weights_only=True)["global_step"] == step
+    assert_ok(run_resume_command(record, tmp_path / "b"))
+    assert_same_run(uninterrupted, tmp_path / "b")
+
+
+def test_killed_run_resumed_from_its_last_checkpoint_reproduces_the_run(
+    uninterrupted: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL saves nothing: the run goes on from the last.ckpt of the last finished epoch."""
+    data = f"data.data_dir={synthetic_data_dir}"
+    killed = run_cli("train.py", data, *EXACT, *signal_at(25, "SIGKILL"), f"hydra.run.dir={tmp_path / 'a'}")
+    assert killed.returncode == -signal.SIGKILL
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 20
+    assert_ok(run_cli("train.py", data, *EXACT, f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'b'}"))
+    assert_same_run(uninterrupted, tmp_path / "b")
+
+
+@pytest.mark.real_data
+def test_default_precision_cnn_resume_keeps_the_history(real_data_dir: Path, tmp_path: Path) -> None:
+    """The issue's case: a CNN on real MNIST in the default (automatic) precision, stopped in epoch 1."""
+    common = [f"data.data_dir={real_data_dir}", "trainer.max_epochs=3", "trainer.limit_train_batches=30",
+              "test=false", *QUIET]  # fmt: skip
+    assert_ok(run_cli("train.py", *common, f"hydra.run.dir={tmp_path / 'full'}"))
+    stopped = run_cli("train.py", *common, *signal_at(40, "SIGTERM"), f"hydra.run.dir={tmp_path / 'a'}")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert_ok(run_resume_command(read_metrics(tmp_path / "a"), tmp_path / "b"))
+    assert_same_run(tmp_path / "full", tmp_path / "b")
+
+
+def start_training(synthetic_data_dir: Path, run_dir: Path, marker: Path, delay: float = 0.2) -> subprocess.Popen:
+    """A real training process that writes `marker` in the middle of epoch 1, then takes `delay` seconds
+    longer for each step."""
+    overrides = [f"data.data_dir={synthetic_data_dir}", *EXACT, f"hydra.run.dir={run_dir}",
+                 "+callbacks.marker._target_=helper_callbacks.MarkerAtStep", "+callbacks.marker.step=13",
+                 f"+callbacks.marker.path={marker}", f"+callbacks.marker.delay={delay}"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO), "PYTHONPATH": str(REPO / "tests")}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *overrides],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the training never reached the marker step"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_from_outside_leaves_a_record_and_a_working_resume_command(
+    signum: int, exit_code: int, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    process = start_training(synthetic_data_dir, tmp_path / "a", tmp_path / "marker")
+    wait_for(tmp_path / "marker", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == exit_code, stderr[-3000:]
+    record = read_metrics(tmp_path / "a")
+    assert record["status"] == "interrupted" and record["signal"] == signal.Signals(signum).name
+    assert record["last_completed_epoch"] == 0
+    checkpoint = torch.load(record["ckpt_path"], weights_only=True)
+    assert 13 <= checkpoint["global_step"] < 20, "stopped at a step boundary inside epoch 1"
+    assert "Resume with:" in stderr and record["resume_command"] in stderr
+    resumed = run_resume_command(record, tmp_path / "b")
+    assert_ok(resumed)
+    assert read_metrics(tmp_path / "b")["global_step"] == 30
+
+
+def test_second_ctrl_c_exits_at_once(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    process = start_training(synthetic_data_dir, tmp_path / "a", tmp_path / "marker", delay=2.0)
+    wait_for(tmp_path / "marker", process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)  # two signals sent at once can arrive as one; this one comes before the step ends
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Second SIGINT: exiting now, without saving." in stderr
+
+
+def test_interrupted_sweep_job_ends_the_sweep_with_a_summary(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        "train.py", "-m", f"data.data_dir={synthetic_data_dir}", *EXACT, "model.optimizer.lr=0.1,0.2",
+        *signal_at(14, "SIGTERM"), f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert read_metrics(tmp_path / "0")["status"] == "interrupted"
+    assert not (tmp_path / "1").exists(), "no job starts after an interrupt"
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| interrupted |" in summary and "resume with python" in summary
+
+
+def test_resuming_a_finished_run_says_what_to_do_instead(uninterrupted: Path, synthetic_data_dir: Path) -> None:
+    last = uninterrupted / "checkpoints" / "last.ckpt"
+    result = run_cli("train.py", f"data.data_dir={synthetic_data_dir}", *EXACT, f"ckpt_path={last}")
+    assert result.returncode == 2
+    assert "nothing left to train" in result.stderr and f"python eval.py ckpt_path={last}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+BAD_VALUES = {
+    "seed=abc": "seed must be a whole number",
+    "seed=-1": "seed must be a whole number from 0 to 4294967295",
+    "seed=1.5": "seed must be a whole number",
+    "trainer.max_epochs=0": "trainer.max_epochs must be a whole number >= 1",
+    "trainer.max_epochs=-1": "trainer.max_epochs must be a whole number >= 1",
+    "trainer.min_epochs=5": "trainer.min_epochs must be a whole number from 0 to 2",
+    "optimized_metric=val/nope": "optimized_metric='val/nope' is not computed by this run",
+    "num_threads=0": "num_threads must be a whole number >= 1",
+    "data.batch_size=0": "data.batch_size must be a positive integer",
+    "data.shuffle_seed=x": "data.shuffle_seed must be an integer or null",
+    "trainer.precision=banana": "`trainer` (lightning.pytorch.trainer.trainer.Trainer) cannot be built from the "
+    "config: Precision 'banana' is invalid",
+}
+
+
+@pytest.mark.parametrize("override", list(BAD_VALUES))
+def test_bad_run_value_is_one_paragraph_and_exit_2(override: str, synthetic_data_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("train.py", "model=cnn", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",
+                     override, f"hydra.run.dir={tmp_path}", *QUIET)  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert BAD_VALUES[override] in result.stderr
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert BAD_VALUES[override] in message, "the message is one paragraph: the last line says it all"
+    assert read_metrics(tmp_path)["status"] == "failed"
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.ckpt"
+    SafeCheckpointIO().save_checkpoint({"step": 1}, path)
+    before = path.read_bytes()
+
+    def full_disk(obj: object, file: object) -> None:
+        file.write(b"partial")  # type: ignore[attr-defined]  # a file object, as torch.save gets it
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match=r"the disk is full\. The previous last\.ckpt is intact"):
+        SafeCheckpointIO().save_checkpoint({"step": 2}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"], "no temp file left behind"
+
+
+def test_metrics_file_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_metrics(tmp_path, {"status": "ok", "test/acc": 0.99})
+
+    def crash(*args: object) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="I/O error"):
+        write_metrics(tmp_path, {"status": "failed"})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"status": "ok", "test/acc": 0.99}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

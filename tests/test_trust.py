@@ -1,0 +1,199 @@
+"""Checkpoints are data: crafted checkpoints (built from real ones) are refused before anything in them
+is built, by eval.py and by a resume; every legit checkpoint of every model and experiment loads."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from conftest import run_cli
+from hydra.utils import instantiate
+from test_configs import compose_train, options
+
+from mnist_classifier.checkpoint.loader import load_checkpoint, load_model
+from mnist_classifier.checkpoint.trust import allowed_targets
+from mnist_classifier.errors import CheckpointError
+
+QUICK = ["data.val_size=100", "data.batch_size=50"]
+
+
+def save_real_checkpoint(path: Path, data_dir: Path, *overrides: str) -> Path:
+    """A checkpoint as train.py writes it (Lightning's format, this project's module), after two steps."""
+    cfg = compose_train(f"data.data_dir={data_dir}", *QUICK, *overrides)
+    trainer = L.Trainer(
+        max_steps=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=path.parent,
+    )
+    trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_checkpoint(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNN checkpoint with batch augmentation, so both stored config trees hold `_target_`s."""
+    path = tmp_path_factory.mktemp("real") / "real.ckpt"
+    augment = "+data.augment._target_=mnist_classifier.data.RandomAffineBatch"
+    return save_real_checkpoint(path, synthetic_data_dir, "model=cnn", "model.net.channels=[4,4]", augment)
+
+
+def evil(marker: Path) -> dict[str, Any]:
+    """A config that, built by Hydra, would create `marker` (and so prove that code ran)."""
+    return {"_target_": "builtins.open", "file": str(marker), "mode": "w"}
+
+
+Craft = Callable[[dict[str, Any], Path], None]
+CRAFTS: dict[str, tuple[Craft, str]] = {
+    "net target": (lambda c, m: c["hyper_parameters"]["net"].update(evil(m)), "net._target_"),
+    "loss target": (lambda c, m: c["hyper_parameters"]["loss"].update(evil(m)), "loss._target_"),
+    "optimizer target": (
+        lambda c, m: c["hyper_parameters"]["optimizer"].update({**evil(m), "_partial_": True}),
+        "optimizer._target_",
+    ),
+    "scheduler target": (
+        lambda c, m: c["hyper_parameters"]["scheduler"].update({**evil(m), "_partial_": True}),
+        "scheduler._target_",
+    ),
+    "target nested in a network argument": (
+        lambda c, m: c["hyper_parameters"]["net"].update(hidden_size=evil(m)),
+        "net.hidden_size._target_",
+    ),
+    "target inside a list": (
+        lambda c, m: c["hyper_parameters"]["net"].update(channels=[evil(m), 4]),
+        r"net.channels\[0\]._target_",
+    ),
+    "target at a key that takes none": (
+        lambda c, m: c["hyper_parameters"].update(channels_last=evil(m)),
+        "channels_last._target_",
+    ),
+    "allowed class at the wrong key": (
+        lambda c, m: c["hyper_parameters"]["net"].update(_target_="torch.optim.SGD"),
+        "names 'torch.optim.SGD'",
+    ),
+    "augmentation target": (
+        lambda c, m: c["datamodule_hyper_parameters"]["augment"].update(evil(m)),
+        "augment._target_",
+    ),
+    "_args_ key": (lambda c, m: c["hyper_parameters"]["loss"].update(_args_=[str(m)]), "loss._args_"),
+    "_recursive_ key": (lambda c, m: c["hyper_parameters"]["net"].update(_recursive_=True), "net._recursive_"),
+    "_convert_ key": (lambda c, m: c["hyper_parameters"]["net"].update(_convert_="all"), "net._convert_"),
+    "_partial_ on the network": (lambda c, m: c["hyper_parameters"]["net"].update(_partial_=True), "net._partial_"),
+    "interpolation": (
+        lambda c, m: c["hyper_parameters"]["net"].update(padding="${oc.create:{_target_:builtins.open}}"),
+        "interpolation",
+    ),
+    "tensor as a hyper-parameter": (
+        lambda c, m: c["hyper_parameters"]["net"].update(dropout=torch.zeros(2)),
+        "is a Tensor, not plain data",
+    ),
+    "oversized list": (lambda c, m: c["hyper_parameters"].update(extra=list(range(5000))), "5000 items"),
+    "deep nesting": (
+        lambda c, m: c["hyper_parameters"].update(extra=[[[[[[[[[[[[[[0]]]]]]]]]]]]]]),
+        "too large",
+    ),
+}
+
+
+def craft(real: Path, name: str, out: Path, marker: Path) -> Path:
+    checkpoint = copy.deepcopy(torch.load(real, map_location="cpu", weights_only=True))
+    CRAFTS[name][0](checkpoint, marker)
+    torch.save(checkpoint, out)
+    return out
+
+
+@pytest.mark.parametrize("name", list(CRAFTS))
+def test_crafted_checkpoint_is_refused_before_anything_runs(name: str, real_checkpoint: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    crafted = craft(real_checkpoint, name, tmp_path / "crafted.ckpt", marker)
+    with pytest.raises(CheckpointError, match=CRAFTS[name][1]) as refused:
+        load_model(crafted)
+    assert "is refused" in str(refused.value) and "Nothing from the checkpoint was run" in str(refused.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["net target", "target nested in a network argument", "augmentation target", "_args_ key"]
+)
+def test_eval_refuses_a_crafted_checkpoint(name: str, real_checkpoint: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    crafted = craft(real_checkpoint, name, tmp_path / "crafted.ckpt", marker)
+    result = run_cli("eval.py", f"ckpt_path={crafted}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "is refused" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["loss target", "optimizer target"])
+def test_resume_refuses_a_crafted_checkpoint(
+    name: str, real_checkpoint: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    crafted = craft(real_checkpoint, name, tmp_path / "crafted.ckpt", marker)
+    result = run_cli(
+        "train.py",
+        f"ckpt_path={crafted}",
+        f"data.data_dir={synthetic_data_dir}",
+        *QUICK,
+        "model.net.channels=[4,4]",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "is refused" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+
+def test_weights_that_do_not_fit_the_stored_network_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
+    """A crafted size cannot allocate anything: the network is checked on the meta device first."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["net"]["hidden_size"] = 10**9
+    torch.save(checkpoint, tmp_path / "huge.ckpt")
+    with pytest.raises(CheckpointError, match="does not match its stored weights"):
+        load_model(tmp_path / "huge.ckpt")
+
+
+def test_pickled_code_is_refused(tmp_path: Path) -> None:
+    """weights_only=True: a pickle that would call a function is not unpickled."""
+
+    class Boom:
+        def __reduce__(self) -> tuple:
+            return (open, (str(tmp_path / "marker"), "w"))
+
+    torch.save({"state_dict": {}, "hyper_parameters": Boom()}, tmp_path / "pickle.ckpt")
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_checkpoint(tmp_path / "pickle.ckpt")
+    assert not (tmp_path / "marker").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["model=cnn"], ["model=dense"]] + [[f"experiment={name}"] for name in options("experiment")],
+    ids=lambda o: o[0],
+)
+def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
+    path = save_real_checkpoint(tmp_path / "model.ckpt", synthetic_data_dir, *overrides)
+    model = load_model(path)
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items() if key.startswith("net."))
+
+
+def test_allowlist_holds_classes_not_modules() -> None:
+    allowed = allowed_targets()
+    assert "torch.nn.CrossEntropyLoss" in allowed["loss"] and "torch.optim.Adam" in allowed["optimizer"]
+    assert "torch.optim.lr_scheduler.OneCycleLR" in allowed["scheduler"]
+    assert "mnist_classifier.models.ConvNet" in allowed["net"]
+    everything = set().union(*allowed.values())
+    for forbidden in ("torch.load", "torch.utils.cpp_extension.load_inline", "torch.nn.functional.relu", "os.system"):
+        assert forbidden not in everything
+    assert all(not name.endswith((".Optimizer", ".LRScheduler", "._Loss")) for name in everything)
