@@ -139,3 +139,31 @@ def test_each_output_can_be_switched_off(synthetic_data_dir: Path, tmp_path: Pat
     assert (
         not (tmp_path / "none" / "plots").exists() and not (tmp_path / "none" / "classification_report.json").exists()
     )
+
+
+def test_a_failing_figure_never_costs_the_run_its_results(
+    synthetic_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figure is logged and skipped; metrics.json, the checkpoints and the other reports are written."""
+    from test_configs import compose_train
+
+    from mnist_classifier.reports import figures
+    from mnist_classifier.tasks.runner import run_task
+    from mnist_classifier.tasks.train import train
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no font for the axis labels")
+
+    monkeypatch.setattr(figures, "per_class_accuracy", broken)
+    cfg = compose_train(
+        f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "debug=limit", "model=dense", "logger=none",
+        f"paths.output_dir={tmp_path}", *FAST,
+    )  # fmt: skip
+    metrics = run_task(train, cfg)
+    assert metrics["status"] == "ok" and "test/acc" in metrics
+    assert metrics["report_errors"] == ["per_class_accuracy: RuntimeError: no font for the axis labels"]
+    assert read_metrics(tmp_path)["report_errors"] == metrics["report_errors"]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert_png(tmp_path / "plots" / "confusion_matrix.png")
+    assert not (tmp_path / "plots" / "per_class_accuracy.png").exists()
+    assert (tmp_path / "classification_report.json").is_file()
