@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MNIST_SOURCE ?= ../shared/data/MNIST
 
-.PHONY: help install data train eval test test-fast benchmark tensorboard clean
+.PHONY: help install data train eval test test-fast lint format benchmark tensorboard clean
 
 help:
 	@echo "make install      create .venv and install the project (+ dev extras)"
@@ -14,7 +14,11 @@ help:
 	@echo "make eval         python eval.py ckpt_path=... (pass ARGS='ckpt_path=...')"
 	@echo "make test         the whole test suite"
 	@echo "make test-fast    the suite without the slow (whole-epoch) tests"
-	@echo "make benchmark    speed benchmark, prints a markdown table"
+	@echo "make lint         ruff (lint + format check) and mypy, as CI runs them"
+	@echo "make format       ruff: fix what it can and format the code"
+	@echo "make benchmark    speed and recipe benchmark, prints a markdown table (ARGS='--experiments')"
+	@echo "make tensorboard  TensorBoard on logs/"
+	@echo "make clean        remove .venv, logs and caches"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +47,15 @@ test: install data
 
 test-fast: install data
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 benchmark: install data
 	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -1,12 +1,15 @@
-"""Speed benchmark: `python benchmarks/run.py` (or `make benchmark`). Prints a markdown table, writes JSON.
+"""Speed and recipe benchmark: `python benchmarks/run.py` (or `make benchmark`). Prints a markdown table,
+writes JSON.
 
 Everything is measured in one run, side by side, on this machine:
   1. data pipeline images/s: our in-memory batches vs torchvision's per-item PIL path;
   2. one training epoch through train.py's Trainer vs a plain PyTorch loop (same net, optimizer,
-     schedule, precision, batches), for both recipes and the dense net at batch 256; best of two
-     warm epochs on each side;
+     schedule, precision, batches), for both recipes; best of two warm epochs on each side;
   3. CNN step time with channels_last / bf16 autocast / torch.compile switched on and off;
-  4. the default recipes end to end: wall time of the whole process, start-up, test accuracy.
+  4. where the time of a default `python train.py` goes, stage by stage (StageTimer);
+  5. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
+     and 32-true) and the short runs and batch sizes they type first; `--experiments` adds the
+     experiments. A run that fails gets a row that says so; the benchmark goes on.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
@@ -27,21 +33,24 @@ os.environ.setdefault("PROJECT_ROOT", str(REPO))
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD  # noqa: E402
 from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()
+Row = tuple[str, str, str]
+SEEDS = (0, 1, 2, 3, 4)
 
 
-def compose_train(*overrides: str):
+def compose_train(*overrides: str) -> DictConfig:
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides))
 
 
-def run_train(data_dir: str, *overrides: str) -> dict:
-    """Run train.py as a user would (default callbacks, logger and reports), with StageTimer attached;
-    returns timings + metrics.json."""
+def run_train(data_dir: str, *overrides: str) -> dict[str, Any]:
+    """Run train.py as a user would (default callbacks, logger and reports), with StageTimer attached.
+    Returns the timings and metrics.json, or {"error": ...} with the end of what the run printed."""
     with tempfile.TemporaryDirectory() as tmp:
         timer_out = Path(tmp) / "timer.json"
         env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "BENCH_T0": repr(time.time())}
@@ -63,9 +72,12 @@ def run_train(data_dir: str, *overrides: str) -> dict:
             cwd=REPO,
         )
         wall = time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(f"train.py {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
-        metrics = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
+        metrics_file = Path(tmp) / "run" / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        if result.returncode != 0 or metrics.get("status") != "ok":
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+            reason = metrics.get("error") or (lines[-1] if lines else f"exit {result.returncode}")
+            return {"error": f"exit {result.returncode}: {reason[-300:]}", "wall_s": wall}
         return {"wall_s": wall, **json.loads(timer_out.read_text()), "metrics": metrics}
 
 
@@ -78,13 +90,13 @@ def cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
-def bench_data(data_dir: str, batches: int) -> dict:
+def bench_data(data_dir: str, batches: int) -> dict[str, float]:
     """images/s of a training loader: ours (one indexing op a batch) vs torchvision's per-item path."""
     from torch.utils.data import DataLoader
     from torchvision import transforms
     from torchvision.datasets import MNIST
 
-    dm = instantiate(compose_train(f"data.data_dir={data_dir}").data)
+    dm = instantiate(compose_train(f"data.data_dir={data_dir}", "data.batch_size=128").data)
     dm.prepare_data()
     dm.setup("fit")
     ours = dm.train_dataloader()
@@ -94,7 +106,7 @@ def bench_data(data_dir: str, batches: int) -> dict:
             train=True,
             transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]),
         ),
-        batch_size=dm.hparams.batch_size,
+        batch_size=128,
         shuffle=True,
         num_workers=0,
     )
@@ -112,8 +124,9 @@ def bench_data(data_dir: str, batches: int) -> dict:
 def plain_epoch(
     data_dir: str, precision: str, *overrides: str, warmup_steps: int = 30, epochs: int = 2
 ) -> tuple[float, int]:
-    """Best of `epochs` training epochs in a plain loop, and its number of steps: same
-    net/optimizer/schedule/precision/batches as train.py (best-of, because these machines are noisy)."""
+    """Best of `epochs` training epochs in a plain loop, and its number of steps: same net, optimizer,
+    schedule, gradient clipping, augmentation, precision and batches as train.py (best-of, because these
+    machines are noisy)."""
     cfg = compose_train(*overrides, f"data.data_dir={data_dir}")
     dm = instantiate(cfg.data)
     dm.prepare_data()
@@ -121,78 +134,59 @@ def plain_epoch(
     module = instantiate(cfg.model)
     net, loss_fn = module.net.train(), module.criterion
     optimizer = instantiate(cfg.model.optimizer)(params=net.parameters())
-    steps = len(dm.train_dataloader())
+    loader = dm.train_dataloader()
+    steps = len(loader)
     scheduler = instantiate(cfg.model.scheduler)(optimizer=optimizer, total_steps=epochs * steps + warmup_steps)
-    channels_last = cfg.model.channels_last
+    clip = cfg.trainer.get("gradient_clip_val")
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        if dm.augment is not None:
+            images = dm.augment(images)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
             loss = loss_fn(net(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
         optimizer.step()
         scheduler.step()
 
-    for i, batch in enumerate(dm.train_dataloader()):
+    for i, batch in enumerate(loader):
         step(*batch)
         if i + 1 == warmup_steps:
             break
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
-        for batch in dm.train_dataloader():
+        for batch in loader:
             step(*batch)
         times.append(time.perf_counter() - start)
     return min(times), steps
 
 
-def main() -> None:  # noqa: PLR0915 (one table, measured top to bottom; split in the recipes rework)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(REPO / "data")))
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "latest.json"))
-    parser.add_argument("--skip-recipes", action="store_true", help="skip the end-to-end default recipes")
-    parser.add_argument("--skip-compile", action="store_true", help="skip the torch.compile variant")
-    parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
-    args = parser.parse_args()
-
-    precision = compose_train().trainer.precision
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
-    machine = f"{device}, {os.cpu_count()} cores, torch {torch.__version__}, default precision {precision}"
-    print(f"machine: {machine}", flush=True)
-    report: dict = {"machine": machine, "precision": precision}
-    rows: list[tuple[str, str, str]] = []
-
+def section_data(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     rates = bench_data(args.data_dir, batches=200)
     report["data_images_per_s"] = rates
     ours, ref = rates["in-memory (ours)"], rates["torchvision per-item"]
-    rows.append(
+    return [
         ("data pipeline, images/s (batch 128)", f"ours {ours:,.0f} vs torchvision {ref:,.0f}", f"{ours / ref:.0f}x")
-    )
-    print(rows[-1], flush=True)
+    ]
 
-    # The shipped recipes, and the dense net at a quarter of its batch: Lightning's cost per step is
-    # fixed (about a millisecond here), so the ratio depends on how much work a step holds.
-    # "bare" drops our callbacks, logger and reports: what is left is Lightning's own loop.
-    epoch_runs = {
-        "cnn": ["model=cnn"],
-        "dense": ["model=dense"],
-        "dense, bare Trainer": ["model=dense", "callbacks=none", "logger=none", "reports=none"],
-        "dense, batch 256": ["model=dense", "data.batch_size=256"],
-    }
-    for name, overrides in epoch_runs.items():
+
+def section_epochs(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
+    """The shipped recipes through the Trainer and in a plain loop: Lightning's cost per step is fixed
+    (about a millisecond here), so the ratio depends on how much work a step holds."""
+    rows = []
+    for name, overrides in {"cnn": ["model=cnn"], "dense": ["model=dense"]}.items():
         trainer_run = run_train(args.data_dir, *overrides, "trainer.max_epochs=3", "test=false")
+        if "error" in trainer_run:
+            rows.append((f"{name}: training epoch, Trainer vs plain loop", "failed", trainer_run["error"]))
+            continue
         trainer_epoch = min(trainer_run["epoch_s"][1:])  # best of the two warm epochs, like the plain loop
-        plain, steps = plain_epoch(args.data_dir, precision, *overrides)
+        plain, steps = plain_epoch(args.data_dir, report["precision"], *overrides)
         overhead_ms = 1000 * (trainer_epoch - plain) / steps
-        report[f"epoch_{name}"] = {
-            "trainer_s": trainer_epoch,
-            "plain_s": plain,
-            "steps": steps,
-            "overhead_ms_per_step": overhead_ms,
-            "startup_s": trainer_run["startup_s"],
-        }
+        report[f"epoch_{name}"] = {"trainer_s": trainer_epoch, "plain_s": plain, "steps": steps,
+                                   "overhead_ms_per_step": overhead_ms}  # fmt: skip
         rows.append(
             (
                 f"{name}: training epoch, Trainer vs plain loop",
@@ -200,49 +194,130 @@ def main() -> None:  # noqa: PLR0915 (one table, measured top to bottom; split i
                 f"{trainer_epoch / plain:.2f}x",
             )
         )
-        print(rows[-1], flush=True)
-        if name == "cnn":
-            rows.append(("start-up: process start to first training step", f"{trainer_run['startup_s']:.2f} s", ""))
+    return rows
 
+
+def section_variants(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     variants = {
         "fp32": ["trainer.precision=32-true", "model.channels_last=false"],
         "fp32 + channels_last": ["trainer.precision=32-true", "model.channels_last=true"],
         "bf16-mixed": ["trainer.precision=bf16-mixed", "model.channels_last=false"],
         "bf16-mixed + channels_last": ["trainer.precision=bf16-mixed", "model.channels_last=true"],
     }
-    if args.skip_variants:
-        variants = {}
-    elif not args.skip_compile:
-        variants["bf16-mixed + channels_last + compile"] = variants["bf16-mixed + channels_last"] + [
-            "model.compile=true"
+    if not args.skip_compile:
+        variants["bf16-mixed + channels_last + compile"] = [
+            *variants["bf16-mixed + channels_last"],
+            "model.compile=true",
         ]
-    steps = 150
+    steps, rows = 100, []
     report["cnn_variants_ms_per_step"] = {}
     for name, overrides in variants.items():
-        run = run_train(
-            args.data_dir,
-            "model=cnn",
-            "trainer.max_epochs=2",
-            f"trainer.limit_train_batches={steps}",
-            "trainer.limit_val_batches=1",
-            "test=false",
-            *overrides,
-        )
+        run = run_train(args.data_dir, "model=cnn", "trainer.max_epochs=2", f"trainer.limit_train_batches={steps}",
+                        "trainer.limit_val_batches=1", "test=false", *overrides)  # fmt: skip
+        if "error" in run:
+            rows.append((f"cnn step time, {name}", "failed", run["error"]))
+            continue
         warm, first = run["epoch_s"][1], run["epoch_s"][0]
         report["cnn_variants_ms_per_step"][name] = 1000 * warm / steps
         extra = f"first epoch +{first - warm:.1f} s" if "compile" in name else ""
-        rows.append((f"cnn step time, {name}", f"{1000 * warm / steps:.1f} ms", extra))
+        rows.append((f"cnn step time (batch 256), {name}", f"{1000 * warm / steps:.1f} ms", extra))
+    return rows
+
+
+STAGES = (  # (from, to, what happens between)
+    ("launch", "built", "start-up: Python, imports, config, data module, model, trainer"),
+    ("built", "first_step", "data loading, sanity check"),
+    ("first_step", "fit_end", "training and validation"),
+    ("fit_end", "test_end", "test (10k images, best checkpoint)"),
+    ("test_end", "reports_done", "reports: figures, classification report, TensorBoard"),
+    ("reports_done", "exit", "summary, metrics.json, process exit"),
+)
+
+
+def section_stages(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
+    """Where the seconds of a default `python train.py` go."""
+    run = run_train(args.data_dir)
+    if "error" in run:
+        return [("`python train.py` stages", "failed", run["error"])]
+    marks = {"launch": 0.0, **run["marks"], "exit": run["wall_s"]}
+    report["stages_s"] = {to: marks[to] - marks[start] for start, to, _ in STAGES}
+    return [(f"`python train.py` stage: {what}", f"{marks[to] - marks[start]:.2f} s", "") for start, to, what in STAGES]
+
+
+def seed_row(label: str, runs: list[dict[str, Any]]) -> Row:
+    """One row for several seeds: min/mean test accuracy and wall time, or what failed."""
+    failed = [f"seed {seed}: {run['error']}" for seed, run in zip(SEEDS, runs, strict=False) if "error" in run]
+    done = [run for run in runs if "error" not in run]
+    if not done:
+        return (label, "failed", "; ".join(failed))
+    accuracies = [100 * run["metrics"]["test/acc"] for run in done]
+    walls = [run["wall_s"] for run in done]
+    result = f"test acc min {min(accuracies):.2f}% / mean {statistics.mean(accuracies):.2f}%"
+    note = f"wall {min(walls):.1f}-{max(walls):.1f} s (mean {statistics.mean(walls):.1f})"
+    return (label, result, note + (f"; {len(failed)} failed: {'; '.join(failed)}" if failed else ""))
+
+
+def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
+    """The recipes as users run them; failures (a NaN, a crash) are rows, not the end of the benchmark."""
+    rows: list[Row] = []
+    runs: dict[str, list[dict[str, Any]]] = {}
+
+    def measure(label: str, overrides: list[str], seeds: tuple[int, ...] = (12345,)) -> None:
+        results = [run_train(args.data_dir, *overrides, f"seed={seed}") for seed in seeds]
+        runs[label] = results
+        rows.append(seed_row(label, results))
         print(rows[-1], flush=True)
 
-    if not args.skip_recipes:
-        for command, overrides in (("python train.py", []), ("python train.py model=dense", ["model=dense"])):
-            run = run_train(args.data_dir, *overrides)
-            acc = run["metrics"]["test/acc"]
-            report[command] = {"wall_s": run["wall_s"], "test_acc": acc, "startup_s": run["startup_s"]}
-            rows.append((f"`{command}` (whole process)", f"{run['wall_s']:.1f} s", f"test acc {100 * acc:.2f}%"))
-            print(rows[-1], flush=True)
+    for model in ("cnn", "dense"):
+        command = "python train.py" + ("" if model == "cnn" else " model=dense")
+        measure(f"`{command}`, seeds 0-4", [f"model={model}"], SEEDS)
+        measure(f"`{command} trainer.precision=32-true`, seeds 0-4", [f"model={model}", "trainer.precision=32-true"],
+                SEEDS)  # fmt: skip
+    for overrides in (["model=cnn", "trainer.max_epochs=1"], ["model=dense", "trainer.max_epochs=3"],
+                      ["model=dense", "trainer.max_epochs=1"], ["model=cnn", "data.batch_size=64"],
+                      ["model=cnn", "data.batch_size=1024"], ["model=dense", "data.batch_size=64"],
+                      ["model=dense", "data.batch_size=1024"]):  # fmt: skip
+        measure(f"`python train.py {' '.join(overrides)}`", overrides)
+    if args.experiments:
+        for name in sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")):
+            measure(f"`python train.py experiment={name}`", [f"experiment={name}"])
+    report["recipes"] = {label: [run.get("metrics", {}).get("test/acc", run.get("error")) for run in results]
+                         for label, results in runs.items()}  # fmt: skip
+    return rows
 
-    table = ["| measurement | result | ratio / note |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(REPO / "data")))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "latest.json"))
+    parser.add_argument("--skip-recipes", action="store_true", help="skip the end-to-end recipe runs")
+    parser.add_argument("--skip-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
+    parser.add_argument("--experiments", action="store_true", help="also run every experiment (minutes each)")
+    args = parser.parse_args()
+
+    precision = compose_train().trainer.precision
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
+    machine = f"{device}, {os.cpu_count()} cores, torch {torch.__version__}, default precision {precision}"
+    print(f"machine: {machine}", flush=True)
+    report: dict[str, Any] = {"machine": machine, "precision": precision}
+    sections: list[Callable[[argparse.Namespace, dict[str, Any]], list[Row]]] = [
+        section_data,
+        section_epochs,
+        section_stages,
+    ]
+    if not args.skip_variants:
+        sections.append(section_variants)
+    if not args.skip_recipes:
+        sections.append(section_recipes)
+    rows: list[Row] = []
+    for section in sections:
+        new_rows = section(args, report)
+        rows += new_rows
+        for row in new_rows:
+            print(row, flush=True)
+
+    table = ["| measurement | result | note |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     print(f"\nMachine: {machine}\n")
     print("\n".join(table))
     report["table"] = table

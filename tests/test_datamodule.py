@@ -29,31 +29,31 @@ def make_datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:
 
 def test_split_sizes_and_disjoint_train_val(synthetic_data_dir: Path) -> None:
     dm = make_datamodule(synthetic_data_dir)
-    assert len(dm.data_train) == SYNTHETIC_TRAIN - 100
-    assert len(dm.data_val) == 100
-    assert len(dm.data_test) == SYNTHETIC_TEST
-    train = {bytes(img.numpy()) for img in dm.data_train.images}
-    val = {bytes(img.numpy()) for img in dm.data_val.images}
+    assert len(dm.train_set) == SYNTHETIC_TRAIN - 100
+    assert len(dm.val_set) == 100
+    assert len(dm.test_set) == SYNTHETIC_TEST
+    train = {bytes(img.numpy()) for img in dm.train_set.images}
+    val = {bytes(img.numpy()) for img in dm.val_set.images}
     assert not train & val
 
 
 def test_test_set_is_the_official_test_file_only(synthetic_data_dir: Path) -> None:
     dm = make_datamodule(synthetic_data_dir)
     official_test = MNIST(str(synthetic_data_dir), train=False).data
-    assert torch.equal(dm.data_test.images, official_test)
+    assert torch.equal(dm.test_set.images, official_test)
     train_file = {bytes(img.numpy()) for img in MNIST(str(synthetic_data_dir), train=True).data}
-    assert not train_file & {bytes(img.numpy()) for img in dm.data_test.images}
-    fit_images = torch.cat([dm.data_train.images, dm.data_val.images])
+    assert not train_file & {bytes(img.numpy()) for img in dm.test_set.images}
+    fit_images = torch.cat([dm.train_set.images, dm.val_set.images])
     assert {bytes(img.numpy()) for img in fit_images} == train_file
 
 
 def test_split_does_not_move_with_seed(synthetic_data_dir: Path) -> None:
     L.seed_everything(1)
-    first = make_datamodule(synthetic_data_dir).data_val.labels
+    first = make_datamodule(synthetic_data_dir).val_set.labels
     L.seed_everything(2)
-    assert torch.equal(first, make_datamodule(synthetic_data_dir).data_val.labels)
-    other_split = make_datamodule(synthetic_data_dir, split_seed=7).data_val.images
-    assert not torch.equal(make_datamodule(synthetic_data_dir).data_val.images, other_split)
+    assert torch.equal(first, make_datamodule(synthetic_data_dir).val_set.labels)
+    other_split = make_datamodule(synthetic_data_dir, split_seed=7).val_set.images
+    assert not torch.equal(make_datamodule(synthetic_data_dir).val_set.images, other_split)
 
 
 def test_batches_match_torchvision_per_item_path(synthetic_data_dir: Path) -> None:
@@ -65,12 +65,12 @@ def test_batches_match_torchvision_per_item_path(synthetic_data_dir: Path) -> No
     )
     dm = make_datamodule(synthetic_data_dir)
     indices = [5, 0, 17, 199, 42]
-    images, labels = dm.data_test.__getitems__(indices)
+    images, labels = dm.test_set.__getitems__(indices)
     expected = torch.stack([reference[i][0] for i in indices])
     assert images.shape == (5, 1, 28, 28) and images.dtype == torch.float32
     torch.testing.assert_close(images, expected)
     assert labels.tolist() == [reference[i][1] for i in indices]
-    single_image, single_label = dm.data_test[17]
+    single_image, single_label = dm.test_set[17]
     torch.testing.assert_close(single_image, expected[2])
     assert int(single_label) == reference[17][1]
 
@@ -80,7 +80,7 @@ def test_dataloader_batches_keep_sampler_order(synthetic_data_dir: Path) -> None
     batches = list(dm.test_dataloader())
     assert [len(b[1]) for b in batches] == [64, 64, 64, 8]
     images = torch.cat([b[0] for b in batches])
-    torch.testing.assert_close(images, dm.data_test.__getitems__(list(range(SYNTHETIC_TEST)))[0])
+    torch.testing.assert_close(images, dm.test_set.__getitems__(list(range(SYNTHETIC_TEST)))[0])
     train_images, train_labels = next(iter(dm.train_dataloader()))
     assert train_images.shape == (32, 1, 28, 28) and train_labels.dtype == torch.int64
 
@@ -94,7 +94,7 @@ def test_unpacked_files_work_without_download(tmp_path: Path) -> None:
         write_idx_images(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
     dm = make_datamodule(tmp_path, download=False)
-    assert len(dm.data_test) == 50
+    assert len(dm.test_set) == 50
 
 
 @pytest.mark.parametrize(
@@ -150,13 +150,13 @@ def test_augmentation_keeps_shapes_labels_and_background() -> None:
 
 def test_augmentation_only_for_training_batches(synthetic_data_dir: Path) -> None:
     dm = make_datamodule(synthetic_data_dir, augment={"_target_": "mnist_classifier.data.augment.RandomAffineBatch"})
-    batch = dm.data_val.__getitems__([0, 1, 2])
+    batch = dm.val_set.__getitems__([0, 1, 2])
 
     class FakeTrainer:
         training = False
         current_epoch = 0
 
-    dm.trainer = FakeTrainer()
+    dm.trainer = FakeTrainer()  # type: ignore[assignment]  # only what the hook reads
     assert dm.on_after_batch_transfer(batch, 0) is batch
     FakeTrainer.training = True
     images, labels = dm.on_after_batch_transfer(batch, 0)
@@ -165,7 +165,7 @@ def test_augmentation_only_for_training_batches(synthetic_data_dir: Path) -> Non
 
 
 def test_resumable_sampler_starts_part_way_and_shards_like_distributed_sampler(synthetic_data_dir: Path) -> None:
-    dataset = make_datamodule(synthetic_data_dir).data_train
+    dataset = make_datamodule(synthetic_data_dir).train_set
     full = ResumableSampler(dataset, num_replicas=1, rank=0, seed=3)
     full.set_epoch(2)
     order = list(full)
@@ -186,7 +186,7 @@ def test_datamodule_state_is_where_training_stands(synthetic_data_dir: Path) -> 
         training, current_epoch, num_training_batches = True, 1, 16
 
     dm.trainer = FakeTrainer()  # type: ignore[assignment]  # only what the hooks read
-    batch = dm.data_train.__getitems__([0, 1])
+    batch = dm.train_set.__getitems__([0, 1])
     for _ in range(3):
         dm.on_after_batch_transfer(batch, 0)
     assert dm.state_dict() == {"shuffle_seed": 5, "train_position": {"epoch": 1, "batches": 3}}
@@ -197,7 +197,7 @@ def test_datamodule_state_is_where_training_stands(synthetic_data_dir: Path) -> 
     resumed.load_state_dict({"shuffle_seed": 5, "train_position": {"epoch": 1, "batches": 3}})
     sampler = resumed.train_dataloader().sampler
     assert isinstance(sampler, ResumableSampler) and sampler.seed == 5 and sampler.epoch == 1
-    assert sampler.start == 3 * resumed.hparams.batch_size
+    assert sampler.start == 3 * resumed.batch_size
     with pytest.raises(CheckpointError, match="data position"):
         resumed.load_state_dict({"shuffle_seed": "x", "train_position": {}})
 
@@ -207,7 +207,7 @@ def test_real_mnist_official_split_and_normalisation(real_data_dir: Path, tmp_pa
     data_dir = tmp_path / "copy"
     shutil.copytree(real_data_dir / "MNIST" / "raw", data_dir / "MNIST" / "raw")
     dm = make_datamodule(data_dir, val_size=5000, download=True)
-    assert (len(dm.data_train), len(dm.data_val), len(dm.data_test)) == (55_000, 5_000, 10_000)
-    images, _ = dm.data_train.__getitems__(list(range(55_000)))
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (55_000, 5_000, 10_000)
+    images, _ = dm.train_set.__getitems__(list(range(55_000)))
     assert abs(images.mean().item()) < 0.02 and abs(images.std().item() - 1) < 0.02
-    assert torch.bincount(dm.data_test.labels).tolist()[:2] == [980, 1135]
+    assert torch.bincount(dm.test_set.labels).tolist()[:2] == [980, 1135]

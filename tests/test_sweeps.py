@@ -85,6 +85,7 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], 
         "hydra.sweeper.study_name=fail_test",
         "hydra.sweeper.n_trials=4",
         "model.optimizer.lr=choice(0.01,1e9)",
+        "trainer.gradient_clip_val=null",  # unclipped, lr=1e9 reaches a NaN loss
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         *sweep_args,
     )
@@ -99,11 +100,12 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], 
 
 
 def test_grid_sweep_with_a_failing_job_keeps_the_others(sweep_args: list[str], tmp_path: Path) -> None:
-    # batch 64: several steps an epoch, so lr=1e9 reaches a NaN loss
+    # batch 64 and no gradient clipping: several steps an epoch, so lr=1e9 reaches a NaN loss
     result = run_cli(
         "train.py",
         "-m",
         "model.optimizer.lr=0.01,1e9",
+        "trainer.gradient_clip_val=null",
         "data.batch_size=64",
         f"hydra.sweep.dir={tmp_path}",
         *sweep_args,

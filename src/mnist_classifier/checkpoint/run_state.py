@@ -19,12 +19,12 @@ from mnist_classifier.errors import CheckpointError
 
 def capture_rng() -> dict[str, Any]:
     """Every generator as tensors and plain data (loadable with weights_only=True)."""
-    _, keys, position, has_gauss, cached = np.random.get_state()
+    _, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
         "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
             "position": int(position),
             "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached),
@@ -56,9 +56,13 @@ def restore_rng(state: Mapping[str, Any]) -> None:
         ) from err
 
 
+def _copy(state: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    return state.clone() if isinstance(state, torch.Tensor) else [t.clone() for t in state]
+
+
 def capture_metrics(metrics: Mapping[str, Metric]) -> dict[str, Any]:
     return {
-        name: {"state": {k: v.clone() for k, v in metric.metric_state.items()}, "updates": metric.update_count}
+        name: {"state": {k: _copy(v) for k, v in metric.metric_state.items()}, "updates": metric.update_count}
         for name, metric in metrics.items()
     }
 
@@ -78,8 +82,8 @@ def restore_metrics(metrics: Mapping[str, Metric], saved: Mapping[str, Any]) -> 
 def training_progress(trainer: L.Trainer) -> dict[str, Any]:
     """How far a run got: whole epochs trained, and whether it had finished (all `max_epochs`, or
     stopped by early stopping). A resume of a finished run is refused with what to do instead."""
-    epochs = trainer.fit_loop.epoch_progress.current
-    batches_done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    loop: Any = trainer.fit_loop  # its progress trackers are typed as their base class, without `processed`
+    epochs, batches_done = loop.epoch_progress.current, loop.epoch_loop.batch_progress.current.processed
     # an epoch whose batches are all done counts before Lightning marks it processed (at its very end)
     epochs_completed = epochs.processed + int(
         epochs.started > epochs.processed and batches_done >= trainer.num_training_batches

@@ -65,6 +65,9 @@ class MNISTDataModule(L.LightningDataModule):
             )
         if shuffle_seed is not None and (not isinstance(shuffle_seed, int) or isinstance(shuffle_seed, bool)):
             raise ConfigValueError(f"data.shuffle_seed must be an integer or null, got {shuffle_seed!r}.")
+        self.data_dir, self.val_size, self.split_seed = data_dir, val_size, split_seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory, self.on_device, self.download = num_workers, pin_memory, on_device, download
         self.augment = instantiate(augment) if augment else None
         # after seed_everything(seed), torch's initial seed is the run's seed
         self.shuffle_seed = torch.initial_seed() % 2**32 if shuffle_seed is None else shuffle_seed
@@ -77,65 +80,79 @@ class MNISTDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Verify/unpack (or download) the files once, on rank 0. With download=false the files
         must already be unpacked; setup() says so clearly if they are not."""
-        if self.hparams.download:
-            ensure_mnist(self.hparams.data_dir)
+        if self.download:
+            ensure_mnist(self.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
         device = self._storage_device()
         if stage in (None, "fit", "validate") and self.data_train is None:
-            images, labels = load_split(self.hparams.data_dir, train=True)
-            if len(labels) <= self.hparams.val_size:
+            images, labels = load_split(self.data_dir, train=True)
+            if len(labels) <= self.val_size:
                 raise ConfigValueError(
-                    f"data.val_size={self.hparams.val_size} leaves no training images: the training "
-                    f"file in {self.hparams.data_dir} holds only {len(labels)}."
+                    f"data.val_size={self.val_size} leaves no training images: the training "
+                    f"file in {self.data_dir} holds only {len(labels)}."
                 )
             order = torch.randperm(
-                len(labels), generator=torch.Generator().manual_seed(self.hparams.split_seed)
+                len(labels), generator=torch.Generator().manual_seed(self.split_seed)
             )
-            train_idx, val_idx = order[: -self.hparams.val_size], order[-self.hparams.val_size :]
+            train_idx, val_idx = order[: -self.val_size], order[-self.val_size :]
             self.data_train = InMemoryMNIST(images[train_idx], labels[train_idx]).to(device)
             self.data_val = InMemoryMNIST(images[val_idx], labels[val_idx]).to(device)
         if stage in (None, "test", "predict") and self.data_test is None:
-            self.data_test = InMemoryMNIST(*load_split(self.hparams.data_dir, train=False)).to(device)
+            self.data_test = InMemoryMNIST(*load_split(self.data_dir, train=False)).to(device)
 
     def _storage_device(self) -> torch.device:
-        if self.hparams.on_device and self.trainer is not None:
+        if self.on_device and self.trainer is not None:
             return self.trainer.strategy.root_device
         return torch.device("cpu")
 
-    def _loader(
-        self, dataset: InMemoryMNIST | None, batch_size: int, sampler: ResumableSampler | None = None
-    ) -> DataLoader:
+    @staticmethod
+    def _loaded(dataset: InMemoryMNIST | None, stage: str) -> InMemoryMNIST:
         if dataset is None:
-            raise RuntimeError("MNISTDataModule.setup() must run before asking for a dataloader")
+            raise RuntimeError(f"MNISTDataModule.setup({stage!r}) must run before its data is used")
+        return dataset
+
+    @property
+    def train_set(self) -> InMemoryMNIST:
+        return self._loaded(self.data_train, "fit")
+
+    @property
+    def val_set(self) -> InMemoryMNIST:
+        return self._loaded(self.data_val, "fit")
+
+    @property
+    def test_set(self) -> InMemoryMNIST:
+        return self._loaded(self.data_test, "test")
+
+    def _loader(self, dataset: InMemoryMNIST, batch_size: int, sampler: ResumableSampler | None = None) -> DataLoader:
         on_cpu = dataset.images.device.type == "cpu"
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=keep_batch,
-            num_workers=self.hparams.num_workers,
-            pin_memory=self.hparams.pin_memory and on_cpu,
-            persistent_workers=self.hparams.num_workers > 0,
+            collate_fn=keep_batch,  # type: ignore[arg-type]  # batches come whole from __getitems__
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and on_cpu,
+            persistent_workers=self.num_workers > 0,
             # its own generator: creating an iterator draws a seed, which must not move the global one
             generator=torch.Generator().manual_seed(self.shuffle_seed),
         )
 
     def train_dataloader(self) -> DataLoader:
         replicas, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        if replicas > 1:  # every process must shuffle alike (with seed=null each drew its own)
+        if self.trainer is not None and replicas > 1:  # every process must shuffle alike (seed=null: each drew its own)
             self.shuffle_seed = self.trainer.strategy.broadcast(self.shuffle_seed, src=0)
-        sampler = ResumableSampler(self.data_train, num_replicas=replicas, rank=rank, seed=self.shuffle_seed)
+        sampler = ResumableSampler(self.train_set, num_replicas=replicas, rank=rank, seed=self.shuffle_seed)
         if self._resume_position is not None:
             position, self._resume_position = self._resume_position, None
-            sampler.start_at(position["epoch"], position["batches"] * self.hparams.batch_size)
-        return self._loader(self.data_train, self.hparams.batch_size, sampler)
+            sampler.start_at(position["epoch"], position["batches"] * self.batch_size)
+        return self._loader(self.train_set, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.data_val, self.hparams.eval_batch_size)
+        return self._loader(self.val_set, self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.data_test, self.hparams.eval_batch_size)
+        return self._loader(self.test_set, self.eval_batch_size)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.trainer is None or not self.trainer.training:

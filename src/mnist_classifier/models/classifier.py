@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torchmetrics import MaxMetric, MeanMetric, Metric
@@ -80,6 +81,8 @@ class MNISTClassifier(L.LightningModule):
                 "compile": compile,
             }
         )
+        self.optimizer_config, self.scheduler_config = optimizer, scheduler
+        self.scheduler_interval, self.channels_last = scheduler_interval, channels_last
         self.net = instantiate(net)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -99,14 +102,22 @@ class MNISTClassifier(L.LightningModule):
         self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, applied when training starts
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self._forward_net(images)
+        return self._forward_net(images)  # type: ignore[operator]  # nn.Module or its compiled wrapper
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training: the recipe's criterion (label smoothing included)."""
         images, labels = batch
         scores = self(images)
         return self.criterion(scores, labels), scores, labels
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """val/test: plain cross-entropy of the predicted probabilities, comparable across recipes (for
+        log-probabilities, as the dense net outputs, it is exactly the NLL loss)."""
+        images, labels = batch
+        scores = self(images)
+        return F.cross_entropy(scores.float(), labels), scores, labels
 
     # --- training ---------------------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -142,8 +153,9 @@ class MNISTClassifier(L.LightningModule):
     def _is_logging_step(self) -> bool:
         """Step values reach the loggers every `log_every_n_steps` (on the step where Lightning writes
         them, (global_step + 1) % n == 0); `self.log` on the other steps is pure overhead."""
-        every = self.trainer.log_every_n_steps
-        return every > 0 and ((self.global_step + 1) % every == 0 or self.trainer.fast_dev_run)
+        trainer: Any = self.trainer  # log_every_n_steps and fast_dev_run are set outside Trainer's annotations
+        every = trainer.log_every_n_steps
+        return every > 0 and ((self.global_step + 1) % every == 0 or bool(trainer.fast_dev_run))
 
     def on_train_epoch_end(self) -> None:
         train_loss, train_acc = self.train_loss.compute(), self.train_acc.compute()
@@ -153,7 +165,7 @@ class MNISTClassifier(L.LightningModule):
         self.train_loss.reset()
         self.train_acc.reset()
         if not math.isfinite(float(train_loss)):
-            lr = self.hparams.optimizer.get("lr")
+            lr = self.optimizer_config.get("lr")
             raise TrainingDivergedError(
                 f"Training diverged: the mean training loss of epoch {self.current_epoch} is "
                 f"{float(train_loss)}. Lower model.optimizer.lr (now {lr}) or add gradient clipping "
@@ -162,7 +174,7 @@ class MNISTClassifier(L.LightningModule):
 
     # --- validation -------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, scores, labels = self._step(batch)
+        loss, scores, labels = self._eval_step(batch)
         self.val_loss.update(loss, weight=labels.numel())
         self.val_acc.update(scores, labels)
 
@@ -187,7 +199,7 @@ class MNISTClassifier(L.LightningModule):
 
     # --- test -------------------------------------------------------------------------------
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        loss, scores, labels = self._step(batch)
+        loss, scores, labels = self._eval_step(batch)
         self.test_loss.update(loss, weight=labels.numel())
         self.test_acc.update(scores, labels)
         return {"scores": scores, "labels": labels}  # read by the report callbacks
@@ -199,23 +211,23 @@ class MNISTClassifier(L.LightningModule):
 
     # --- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
-        if not self.hparams.scheduler:
+        optimizer = instantiate(self.optimizer_config)(params=self.parameters())
+        if not self.scheduler_config:
             return optimizer
-        make_scheduler = instantiate(self.hparams.scheduler)
+        make_scheduler = instantiate(self.scheduler_config)
         kwargs = {}
         accepts = inspect.signature(make_scheduler.func).parameters
         if "total_steps" in accepts and not {"total_steps", "epochs"} & set(make_scheduler.keywords):
             # Schedules over the whole run (OneCycleLR) follow trainer.max_epochs automatically.
-            per_step = self.hparams.scheduler_interval == "step"
+            per_step = self.scheduler_interval == "step"
             run_length = int(self.trainer.estimated_stepping_batches) if per_step else self.trainer.max_epochs
-            kwargs["total_steps"] = self._schedule_steps = max(run_length, MIN_SCHEDULE_STEPS)
+            kwargs["total_steps"] = self._schedule_steps = max(run_length or 0, MIN_SCHEDULE_STEPS)
         scheduler = make_scheduler(optimizer=optimizer, **kwargs)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
                 "scheduler": scheduler,
-                "interval": self.hparams.scheduler_interval,
+                "interval": self.scheduler_interval,
                 "monitor": "val/loss",
             },
         }

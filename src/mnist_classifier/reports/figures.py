@@ -115,7 +115,7 @@ def quick_digit_grid(
     for i, (digit, caption, is_wrong) in enumerate(zip(pixels, captions, wrong, strict=True)):
         x, y = (i % columns) * cell_w + 6, (i // columns) * cell_h + 2
         draw.text((x, y), caption, fill="red" if is_wrong else "black")
-        canvas.paste(Image.fromarray(digit).resize((size, size), Image.NEAREST), (x, y + 16))
+        canvas.paste(Image.fromarray(digit).resize((size, size), Image.Resampling.NEAREST), (x, y + 16))
     return np.asarray(canvas)
 
 

@@ -46,7 +46,7 @@ def log_hparams_session(trainer: L.Trainer, metrics: Mapping[str, float]) -> Non
     logger = tensorboard_logger(trainer)
     if logger is None:
         return
-    module, datamodule = trainer.lightning_module, trainer.datamodule
+    module, datamodule = trainer.lightning_module, trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning
     params: dict[str, Any] = {
         "model": dict(module.hparams),
         "data": dict(datamodule.hparams) if datamodule is not None else {},

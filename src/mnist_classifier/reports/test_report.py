@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from rich.console import Console
 from rich.table import Table
+from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from mnist_classifier.reports import figures
@@ -29,6 +30,13 @@ from mnist_classifier.reports.tensorboard import add_image, log_hparams_session
 
 log = logging.getLogger(__name__)
 NUM_CLASSES = 10
+
+
+def gather_tensor(pl_module: L.LightningModule, tensor: torch.Tensor) -> torch.Tensor:
+    """all_gather of one tensor: (world_size, *shape)."""
+    gathered = pl_module.all_gather(tensor)
+    assert isinstance(gathered, torch.Tensor)
+    return gathered
 
 
 class TestReport(L.Callback):
@@ -97,8 +105,8 @@ class TestReport(L.Callback):
         preds, labels = torch.cat(self.preds), torch.cat(self.labels)
         mistakes = self.mistakes or {}
         if pl_module.trainer.world_size > 1:
-            preds = pl_module.all_gather(preds).flatten()
-            labels = pl_module.all_gather(labels).flatten()
+            preds = gather_tensor(pl_module, preds).flatten()
+            labels = gather_tensor(pl_module, labels).flatten()
             mistakes = self._gather_mistakes(pl_module, mistakes, like=preds)
         return preds.cpu(), labels.cpu(), {k: v.cpu() for k, v in mistakes.items()}
 
@@ -114,7 +122,7 @@ class TestReport(L.Callback):
         }
         for key, value in mistakes.items():
             padded[key][: len(value)] = value.to(padded[key].dtype)
-        gathered = {key: pl_module.all_gather(value).flatten(0, 1) for key, value in padded.items()}
+        gathered = {key: gather_tensor(pl_module, value).flatten(0, 1) for key, value in padded.items()}
         keep = gathered["confidence"].topk(k).indices
         keep = keep[gathered["confidence"][keep] >= 0]
         return {key: value[keep] for key, value in gathered.items()}
@@ -173,8 +181,10 @@ class TestReport(L.Callback):
         if self.enabled["hparams"]:
             with report_step("hparams", self.report_errors):
                 metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-                if hasattr(trainer.lightning_module, "val_acc_best") and trainer.lightning_module.history:
-                    metrics["val/acc_best"] = float(trainer.lightning_module.val_acc_best.compute())
+                module = trainer.lightning_module
+                best = getattr(module, "val_acc_best", None)
+                if isinstance(best, Metric) and getattr(module, "history", None):
+                    metrics["val/acc_best"] = float(best.compute())
                 log_hparams_session(trainer, metrics)
         for path in written:
             log.info("Report: %s", path)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ("job", "overrides", "val/acc_best", "test/acc", "test/loss", "epochs", "wall_time_s", "status")
 
 
-def _short(value: str | None) -> str | None:
+def _short(value: Any) -> Any:
     """Sampled floats like 0.021153673722318383 shown as 0.02115 (the CSV's `params` keep them exact)."""
     try:
         return f"{float(value):.4g}" if value is not None and "." in value and len(value) > 8 else value
@@ -53,7 +53,10 @@ def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
         metrics_path = job_dir / METRICS_FILE
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"status": "missing"}
         varying = {k: params.get(k) for k in swept}
-        row = {"job": job_dir.name, "overrides": " ".join(f"{k}={_short(v)}" for k, v in varying.items())}
+        row: dict[str, Any] = {
+            "job": job_dir.name,
+            "overrides": " ".join(f"{k}={_short(v)}" for k, v in varying.items()),
+        }
         row.update({key: metrics.get(key) for key in COLUMNS[2:]})
         row["error"] = metrics.get("error") or (
             f"resume with {metrics['resume_command']}" if metrics.get("resume_command") else None
@@ -147,6 +150,8 @@ class SweepSummary(Callback):
         self.fail_on_job_error = fail_on_job_error
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.hydra_cfg is None:
+            return
         metrics_path = Path(job_return.hydra_cfg.hydra.runtime.output_dir) / METRICS_FILE
         outcome = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         if outcome.get("status") == "interrupted":
@@ -158,7 +163,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = self.write(config)
         failed = 0 if jobs is None else int((jobs["status"] != "ok").sum())
-        if failed and self.fail_on_job_error:
+        if jobs is not None and failed and self.fail_on_job_error:
             raise SystemExit(
                 f"{failed} of {len(jobs)} sweep jobs failed (see {Path(config.hydra.sweep.dir) / 'summary.md'}); "
                 f"the other jobs' results are kept."

@@ -28,7 +28,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=datamodule)
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics["ckpt_path"] = str(cfg.ckpt_path)
-    if errors := report_errors(trainer.callbacks):
+    if errors := report_errors(trainer.callbacks):  # type: ignore[attr-defined]  # set by Lightning at run time
         metrics["report_errors"] = errors
     if trainer.is_global_zero:
         print_run_summary([], metrics, run_dir=cfg.paths.output_dir)

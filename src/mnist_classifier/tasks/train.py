@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(
         epochs=len(history), global_step=trainer.global_step, num_threads=torch.get_num_threads(), history=history
     )
-    if errors := report_errors(trainer.callbacks):
+    if errors := report_errors(trainer.callbacks):  # type: ignore[attr-defined]  # set by Lightning at run time
         metrics["report_errors"] = errors
     if trainer.is_global_zero:
         print_run_summary(history, metrics, run_dir=cfg.paths.output_dir)

@@ -13,7 +13,8 @@ from mnist_classifier.errors import ConfigValueError
 def instantiate_group(group: DictConfig | None, group_name: str) -> list[Any]:
     """Every entry of `group` must be a `_target_` config (or null to switch it off)."""
     objects: list[Any] = []
-    for key, entry in (group or {}).items():
+    for name, entry in (group or {}).items():
+        key = str(name)
         if entry is None:
             continue
         if not isinstance(entry, DictConfig) or "_target_" not in entry:

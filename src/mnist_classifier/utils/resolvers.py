@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from omegaconf import OmegaConf
+
+from mnist_classifier.errors import ConfigValueError
 
 
 def _cpu_runs_bf16_natively() -> bool:
@@ -23,5 +27,21 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "32-true"
 
 
+LR_SCALING_RULES = ("linear", "sqrt")
+
+
+def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear") -> float:
+    """The learning rate for `batch_size`, from one tuned at `base_batch_size`: in proportion to the batch
+    (`linear`, the rule for SGD) or to its square root (`sqrt`, for Adam). A recipe then survives
+    `data.batch_size=...` without diverging (larger batch) or crawling (smaller)."""
+    if rule not in LR_SCALING_RULES:
+        raise ConfigValueError(f"scaled_lr: rule must be one of {LR_SCALING_RULES}, got {rule!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigValueError(f"data.batch_size must be a positive integer, got {batch_size!r}.")
+    ratio = batch_size / base_batch_size
+    return float(base_lr) * (ratio if rule == "linear" else math.sqrt(ratio))
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("auto_precision", auto_precision, replace=True)
+    OmegaConf.register_new_resolver("scaled_lr", scaled_lr, replace=True)
