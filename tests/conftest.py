@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
 
 from mnist_classifier.data.mnist_files import MNIST_FILES  # noqa: E402
-from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
+from mnist_classifier.tasks import entry  # noqa: E402
 
-register_resolvers()
+entry.prepare(str(REPO / "train.py"))  # what train.py does: resolvers, library warning filters
 
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 600, 200
 

@@ -82,9 +82,10 @@ def test_callback_and_logger_groups_build(option: str, tmp_path: Path) -> None:
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
     assert (trainer.checkpoint_callback is not None) == (option == "default")
     assert (trainer.progress_bar_callback is not None) == (option == "default")
+    expected = {"none": 0, "many_loggers": 4}
     for logger in options("logger"):
-        cfg = compose_train(f"logger={logger}", f"paths.output_dir={tmp_path}")
-        assert len(instantiate_group(cfg.get("logger"), "logger")) == (0 if logger == "none" else 1)
+        cfg = compose_train(f"logger={logger}", f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}")
+        assert len(instantiate_group(cfg.get("logger"), "logger")) == expected.get(logger, 1), logger
 
 
 def test_model_recipes_differ_as_specified() -> None:

@@ -64,7 +64,7 @@ def real_run(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         "trainer.limit_train_batches=40",
     )
     assert_ok(result)
-    assert "Per-class results" in result.stdout and "plots/confusion_matrix.png" in result.stderr
+    assert result.stdout.count("Results") == 1, "the per-class table is in the files, not on the console"
     return run_dir
 
 

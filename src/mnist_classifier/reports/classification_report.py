@@ -45,7 +45,7 @@ REPORT_COLUMNS = ("class", "precision", "recall", "f1", "support")
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
-    """The report's rows as formatted cells (one per REPORT_COLUMNS), for the file and the console."""
+    """The report's rows as formatted cells (one per REPORT_COLUMNS), for the markdown file."""
     return [
         (name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
         for name, row in report.items()

@@ -13,16 +13,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from rich.console import Console
-from rich.table import Table
 from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from mnist_classifier.reports import figures
 from mnist_classifier.reports.classification_report import (
-    REPORT_COLUMNS,
     classification_report,
-    report_rows,
     write_report,
 )
 from mnist_classifier.reports.failures import report_step
@@ -177,7 +173,6 @@ class TestReport(L.Callback):
         if self.enabled["classification_report"]:
             with report_step("classification_report", self.report_errors):
                 written.extend(write_report(report, self.output_dir))
-                self._print_table(report)
         if self.enabled["hparams"]:
             with report_step("hparams", self.report_errors):
                 metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
@@ -187,13 +182,4 @@ class TestReport(L.Callback):
                     metrics["val/acc_best"] = float(best.compute())
                 log_hparams_session(trainer, metrics)
         for path in written:
-            log.info("Report: %s", path)
-
-    @staticmethod
-    def _print_table(report: dict[str, Any]) -> None:
-        table = Table(title="Per-class results (test set)", title_justify="left")
-        for column in REPORT_COLUMNS:
-            table.add_column(column, justify="right")
-        for cells in report_rows(report):
-            table.add_row(*cells)
-        Console().print(table)
+            log.debug("Report: %s", path)

@@ -26,4 +26,4 @@ class TrainingCurves(L.Callback):
             return
         with report_step("curves", self.report_errors):
             figures.save_png(figures.render(figures.training_curves(history)), self.path)
-            log.info("Training curves: %s", self.path)
+            log.debug("Training curves: %s", self.path)

@@ -10,7 +10,6 @@ from omegaconf import DictConfig
 from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_model
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.reports.failures import report_errors
-from mnist_classifier.tasks.console import print_run_summary
 from mnist_classifier.tasks.run_checks import check_common
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.threads import limit_threads
@@ -25,11 +24,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model = load_model(cfg.ckpt_path)
     datamodule = instantiate(cfg.data)
     trainer = build_trainer(cfg)
-    trainer.test(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics["ckpt_path"] = str(cfg.ckpt_path)
     if errors := report_errors(trainer.callbacks):  # type: ignore[attr-defined]  # set by Lightning at run time
         metrics["report_errors"] = errors
-    if trainer.is_global_zero:
-        print_run_summary([], metrics, run_dir=cfg.paths.output_dir)
     return metrics

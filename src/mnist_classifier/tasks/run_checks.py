@@ -43,6 +43,7 @@ def check_train_config(cfg: DictConfig) -> None:
     fit, test = cfg.get("train", True), cfg.get("test", True)
     if not fit and not test:
         raise ConfigValueError("train=false and test=false leave nothing to do: drop one of them.")
+    check_validation_feeds_monitors(cfg)
     metric = cfg.get("optimized_metric")
     available = (FIT_METRICS if fit else ()) + (TEST_METRICS if test else ())
     if metric is not None and metric not in available:
@@ -50,3 +51,17 @@ def check_train_config(cfg: DictConfig) -> None:
             f"optimized_metric={metric!r} is not computed by this run; choose one of {', '.join(available)} "
             f"(test/* metrics only when test=true), or optimized_metric=null."
         )
+
+
+def check_validation_feeds_monitors(cfg: DictConfig) -> None:
+    """Callbacks that watch a val/ metric need validation to run."""
+    trainer = cfg.trainer
+    if trainer.get("limit_val_batches") != 0 and trainer.get("check_val_every_n_epoch", 1) is not None:
+        return
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        monitor = callback.get("monitor") if callback is not None else None
+        if isinstance(monitor, str) and monitor.startswith("val/"):
+            raise ConfigValueError(
+                f"Validation is off (trainer.limit_val_batches=0), but callbacks.{name} watches {monitor}. "
+                f"Switch it off too (callbacks.{name}=null), or keep validation."
+            )

@@ -23,6 +23,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from mnist_classifier.console.config_tree import print_config_tree
+from mnist_classifier.console.results import print_results
 from mnist_classifier.errors import UserFacingError
 from mnist_classifier.tasks.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.tasks.metrics_file import write_metrics
@@ -117,9 +119,12 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
     failed; the sweep summary lists it), except after an interrupt, which ends the sweep (sweeps/summary.py).
     """
     start = time.perf_counter()
+    rank_zero_only(print)(f"Run dir: {cfg.paths.output_dir}", flush=True)
+    if cfg.get("extras", {}).get("print_config"):
+        rank_zero_only(print_config_tree)(cfg, cfg.paths.output_dir)
 
     def record(metrics: dict[str, Any]) -> dict[str, Any]:
-        metrics = {**metrics, "wall_time_s": round(time.perf_counter() - start, 2)}
+        metrics = {**metrics, "tags": list(cfg.get("tags") or []), "wall_time_s": round(time.perf_counter() - start, 2)}
         rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
         return metrics
 
@@ -141,7 +146,9 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
                 log.error(message)
                 raise SystemExit(EXIT_BAD_INPUT) from err
             raise
-    return record({"status": "ok", **metrics})
+    done = record({"status": "ok", **metrics})
+    rank_zero_only(print_results)(done, cfg.paths.output_dir)
+    return done
 
 
 def metric_value(metrics: dict[str, Any], name: str | None) -> float | None:

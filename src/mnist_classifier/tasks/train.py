@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.reports.failures import report_errors
-from mnist_classifier.tasks.console import print_run_summary
 from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.plain import to_plain
@@ -73,7 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_ckpt = best or (None if fit else ckpt_path)
         if test_ckpt is None:
             log.warning("No checkpoint was saved: testing the weights as they are after training.")
-        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt)
+        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["ckpt_path"] = str(test_ckpt) if test_ckpt else None
     metrics.update(
@@ -81,6 +80,4 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if errors := report_errors(trainer.callbacks):  # type: ignore[attr-defined]  # set by Lightning at run time
         metrics["report_errors"] = errors
-    if trainer.is_global_zero:
-        print_run_summary(history, metrics, run_dir=cfg.paths.output_dir)
     return metrics

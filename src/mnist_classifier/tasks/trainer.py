@@ -18,4 +18,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks") + instantiate_group(cfg.get("reports"), "reports")
     callbacks.append(StopOnInterrupt(Path(cfg.paths.output_dir) / "checkpoints"))
     loggers = instantiate_group(cfg.get("logger"), "logger")
+    if tags := list(cfg.get("tags") or []):
+        for logger in loggers:  # MLflow and W&B also take them as run tags (configs/logger/)
+            logger.log_hyperparams({"tags": ", ".join(map(str, tags))})
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

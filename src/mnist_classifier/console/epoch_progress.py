@@ -1,0 +1,74 @@
+"""One progress bar (the training epoch's, which disappears when the epoch ends) and one line per epoch:
+its training loss, validation loss and accuracy, and time. No sanity-check, validation or test bars."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+
+def epoch_line(row: dict[str, Any], seconds: float) -> str:
+    def number(key: str, percent: bool = False) -> str:
+        value = row.get(key)
+        return "-" if value is None else (f"{100 * value:.2f}%" if percent else f"{value:.4f}")
+
+    return (
+        f"epoch {row['epoch']}  train/loss {number('train/loss')}  val/loss {number('val/loss')}  "
+        f"val/acc {number('val/acc', percent=True)}  ({seconds:.1f} s)"
+    )
+
+
+class EpochProgressBar(TQDMProgressBar):
+    def __init__(self, refresh_rate: int = 50) -> None:
+        super().__init__(refresh_rate=refresh_rate, leave=False)
+        self._epoch_started = time.perf_counter()
+        self._epoch_seconds = 0.0
+        self._printed: set[int] = set()
+        self._fitting = False
+
+    def _hidden(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return self._hidden()
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return self._hidden()
+
+    def init_test_tqdm(self) -> Tqdm:
+        # after training the test is a second or two: no bar; alone (eval.py) it is the run's only bar
+        return self._hidden() if self._fitting else super().init_test_tqdm()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fitting = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._print_epoch_line(trainer, args[0])  # the previous epoch's, if it had no validation
+        super().on_train_epoch_start(trainer, *args)
+        self._epoch_started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_batch_end(trainer, *args)
+        self._epoch_seconds = time.perf_counter() - self._epoch_started
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking:
+            self._epoch_seconds = time.perf_counter() - self._epoch_started
+            self._print_epoch_line(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._print_epoch_line(trainer, pl_module)
+
+    def _print_epoch_line(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Once per epoch, as soon as its history row is complete (after validation, or at the latest
+        when the next epoch starts)."""
+        history = getattr(pl_module, "history", [])
+        if trainer.is_global_zero and history and history[-1]["epoch"] not in self._printed:
+            self._printed.add(history[-1]["epoch"])
+            Tqdm.write(epoch_line(history[-1], self._epoch_seconds))

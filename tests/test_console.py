@@ -1,0 +1,75 @@
+"""The console tells the story of a run and nothing else."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+
+from conftest import assert_ok, run_cli
+
+from mnist_classifier.console import ConsoleFormatter
+from mnist_classifier.console.noise import quiet_library_warnings
+
+NOISE = (
+    "GPU available",
+    "TPU available",
+    "💡 Tip",
+    "litlogger",
+    "LeafSpec",
+    "is not supported by the model summary",
+    "Total FLOPs",
+    "Modules in train mode",
+    "matplotlib.category",
+    "Using categorical units",
+    "Test metric",  # Lightning's own test table
+    "DataLoader 0",  # sanity, validation and test bars
+    "Sanity Checking",
+    "Loading `train_dataloader`",
+    "Restoring states",
+    "`Trainer.fit` stopped",
+    "Per-class results",
+    "does not have many workers",
+)
+
+
+def test_a_default_run_prints_its_story_and_no_library_noise(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """Default callbacks, logger and reports, as `python train.py` has them; two short epochs."""
+    result = run_cli(
+        "train.py", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "trainer.max_epochs=2",
+        "trainer.limit_train_batches=5", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert_ok(result)
+    console = result.stdout + result.stderr
+    for noise in NOISE:
+        assert noise not in console, f"library noise on the console: {noise!r}"
+    assert result.stdout.startswith(f"Run dir: {tmp_path}\n")
+    assert "ConvNet: " in console and "parameters" in console and "features.0" in console  # the summary
+    assert len(re.findall(r"^epoch \d+  train/loss [\d.]+  val/loss [\d.]+  val/acc [\d.]+%", result.stdout, re.M)) == 2
+    assert result.stdout.count("Results") == 1, "exactly one results table"
+    assert "test accuracy" in result.stdout and "test loss" in result.stdout and "time" in result.stdout
+    assert "Warning" not in console and "Traceback" not in console
+
+
+def test_only_named_library_warnings_are_filtered() -> None:
+    """A warning that matters (our own, or one nobody has looked at) still shows."""
+    quiet_library_warnings()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning, stacklevel=1)
+        warnings.warn("something new in a library", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == [
+        "`isinstance(treespec, LeafSpec)` is deprecated",  # raised from this module, not lightning: shown
+        "something new in a library",
+    ]
+
+
+def test_console_format_prefixes_only_warnings_and_errors() -> None:
+    formatter = ConsoleFormatter("%(message)s")
+
+    def record(level: int) -> logging.LogRecord:
+        return logging.LogRecord("x", level, __file__, 1, "the message", None, None)
+
+    assert formatter.format(record(logging.INFO)) == "the message"
+    assert formatter.format(record(logging.WARNING)) == "Warning: the message"
+    assert formatter.format(record(logging.ERROR)) == "Error: the message"
