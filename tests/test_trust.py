@@ -8,37 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
-from conftest import run_cli
-from hydra.utils import instantiate
-from test_configs import compose_train, options
+from conftest import quick_checkpoint, run_cli
+from test_configs import options
 
 from mnist_classifier.checkpoint.loader import load_checkpoint, load_model
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
 
-QUICK = ["data.val_size=100", "data.batch_size=50"]
-
-
-def save_real_checkpoint(path: Path, data_dir: Path, *overrides: str) -> Path:
-    """A checkpoint as train.py writes it (Lightning's format, this project's module), after two steps."""
-    cfg = compose_train(f"data.data_dir={data_dir}", *QUICK, *overrides)
-    trainer = L.Trainer(
-        max_steps=2,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=path.parent,
-    )
-    trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))
-    trainer.save_checkpoint(path, weights_only=False)
-    return path
+QUICK = ["data.val_size=100", "data.batch_size=50"]  # as quick_checkpoint trains
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +25,7 @@ def real_checkpoint(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathF
     """A CNN checkpoint with batch augmentation, so both stored config trees hold `_target_`s."""
     path = tmp_path_factory.mktemp("real") / "real.ckpt"
     augment = "+data.augment._target_=mnist_classifier.data.RandomAffineBatch"
-    return save_real_checkpoint(path, synthetic_data_dir, "model=cnn", "model.net.channels=[4,4]", augment)
+    return quick_checkpoint(path, synthetic_data_dir, "model=cnn", "model.net.channels=[4,4]", augment)
 
 
 def evil(marker: Path) -> dict[str, Any]:
@@ -182,7 +161,7 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
     ids=lambda o: o[0],
 )
 def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
-    path = save_real_checkpoint(tmp_path / "model.ckpt", synthetic_data_dir, *overrides)
+    path = quick_checkpoint(tmp_path / "model.ckpt", synthetic_data_dir, *overrides)
     model = load_model(path)
     saved = torch.load(path, weights_only=True)["state_dict"]
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items() if key.startswith("net."))

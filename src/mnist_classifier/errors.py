@@ -19,3 +19,7 @@ class CheckpointError(UserFacingError):
 
 class TrainingDivergedError(UserFacingError):
     """The training loss became NaN/inf; a sweep records the trial as failed."""
+
+
+class InputError(UserFacingError):
+    """An input file a task was given (pictures to predict, an exported model) cannot be used."""

@@ -11,6 +11,13 @@ from rich.table import Table
 
 # (key in metrics.json, label, format); rows appear for the keys a task produced
 RESULT_ROWS = (
+    ("inputs", "inputs", "integer"),
+    ("predicted", "predicted", "integer"),
+    ("failed", "failed", "integer"),
+    ("exported_test_acc", "exported model, test accuracy", "percent"),
+    ("checkpoint_test_acc", "checkpoint, test accuracy", "percent"),
+    ("max_abs_prob_diff", "largest probability difference", "scientific"),
+    ("model_path", "model", "text"),
     ("test/acc", "test accuracy", "percent"),
     ("test/loss", "test loss", "number"),
     ("val/acc_best", "best val accuracy", "percent"),
@@ -26,6 +33,8 @@ def _format(value: Any, kind: str) -> str:
         return f"{float(value):.4f}"
     if kind == "seconds":
         return f"{float(value):.1f} s"
+    if kind == "scientific":
+        return f"{float(value):.1e}"
     return str(value)
 
 
@@ -38,7 +47,9 @@ def results_table(metrics: Mapping[str, Any], run_dir: str | Path) -> Table:
             table.add_row(label, _format(metrics[key], kind))
     if metrics.get("ckpt_path"):
         table.add_row("checkpoint", str(metrics["ckpt_path"]))
-    table.add_row("run dir", f"{run_dir} (metrics.json, plots/, reports, tensorboard/)")
+    table.add_row("run dir", str(run_dir))
+    files = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(run_dir).iterdir() if not p.name.startswith("."))
+    table.add_row("files", ", ".join(files))
     return table
 
 

@@ -16,6 +16,11 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
 
 
+def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1] (N, 1, 28, 28) -> the networks' input (MNIST's mean/std)."""
+    return (pixels - MNIST_MEAN) / MNIST_STD
+
+
 def denormalize(batch: torch.Tensor) -> torch.Tensor:
     """Inverse of `normalize`, to [0, 1] pixels for figures."""
     return (batch * MNIST_STD + MNIST_MEAN).clamp(0.0, 1.0)

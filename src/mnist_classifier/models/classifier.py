@@ -26,6 +26,7 @@ from mnist_classifier.checkpoint.run_state import (
     restore_rng,
     training_progress,
 )
+from mnist_classifier.data.in_memory import normalize_pixels
 from mnist_classifier.errors import CheckpointError, ConfigValueError, TrainingDivergedError
 from mnist_classifier.utils.plain import to_plain
 
@@ -196,6 +197,13 @@ class MNISTClassifier(L.LightningModule):
         train_loss = float(self.train_loss.compute()) if self.train_loss.update_count else None
         row = {"epoch": self.current_epoch, "train/loss": train_loss, "val/loss": val_loss, "val/acc": val_acc}
         self.history = [r for r in self.history if r["epoch"] != self.current_epoch] + [row]
+
+    # --- predict (predict.py) ------------------------------------------------------------------
+    def predict_step(self, batch: tuple[torch.Tensor, list[int], list[str]], batch_idx: int) -> dict[str, Any]:
+        """Pixels in [0, 1] (N, 1, 28, 28), white on black, as user images are prepared: probabilities."""
+        pixels, indices, statuses = batch
+        scores = self(normalize_pixels(pixels))
+        return {"probabilities": scores.float().softmax(1).cpu(), "indices": indices, "statuses": statuses}
 
     # --- test -------------------------------------------------------------------------------
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:

@@ -1,8 +1,9 @@
 """The wrapper around every task: exit codes, one-paragraph errors, interrupts, and metrics.json always.
 
-Exit codes (documented in the README): 0 done; 1 a bug (with its traceback), or a grid sweep in which a
-job failed; 2 bad input (config value, path, file, checkpoint), the message alone; 130 / 143 interrupted
-by SIGINT / SIGTERM, after saving what can be resumed.
+Exit codes (documented in the README): 0 done; 1 a bug (with its traceback), a grid sweep in which a
+job failed, or a prediction in which some inputs could not be read; 2 bad input (config value, path,
+file, checkpoint), the message alone; 130 / 143 interrupted by SIGINT / SIGTERM, after saving what can be
+resumed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mnist_classifier.tasks.interrupts import InterruptGuard, RunInterrupted, in
 from mnist_classifier.tasks.metrics_file import write_metrics
 
 log = logging.getLogger(__name__)
-EXIT_BAD_INPUT = 2
+EXIT_PARTIAL, EXIT_BAD_INPUT = 1, 2
 
 
 def user_error_message(err: BaseException) -> str | None:
@@ -148,6 +149,8 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
             raise
     done = record({"status": "ok", **metrics})
     rank_zero_only(print_results)(done, cfg.paths.output_dir)
+    if done["status"] == "partial" and not in_multirun():  # some inputs failed, the others are done
+        raise SystemExit(EXIT_PARTIAL)
     return done
 
 

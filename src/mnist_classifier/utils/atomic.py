@@ -34,7 +34,7 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def write_with(path: str | Path, save: Callable[[IO], None]) -> Path:
+def write_with(path: str | Path, save: Callable[[IO], object]) -> Path:
     """For writers that take a file object (torch.save, PIL, matplotlib, pandas)."""
     with atomic_file(path) as file:
         save(file)

@@ -1,0 +1,19 @@
+"""Predict the digits in your own pictures: `python predict.py ckpt_path=PATH inputs=PATH_OR_GLOB` (see README)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from mnist_classifier.tasks import entry
+from mnist_classifier.tasks.predict import predict
+from mnist_classifier.tasks.runner import run_task
+
+entry.prepare(__file__)
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    run_task(predict, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""An exported model.onnx, run by onnxruntime: what predict.py (model_path=...) and a deployment use, with
+no Lightning and no checkpoint. The file is data: onnxruntime runs its graph of standard operators, and a
+file that is not such a model is refused with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mnist_classifier.errors import InputError
+from mnist_classifier.models.probability_model import INPUT_NAME, OUTPUT_NAMES
+
+EXPORT_EXAMPLE = "logs/export/runs/<run>/model.onnx"
+
+
+class OnnxModel:
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        file = Path(str(path)).expanduser()
+        if file.suffix == ".pt":
+            raise InputError(
+                f"model_path={path} is a TorchScript file: loading one runs the code inside it, so predict.py "
+                f"does not. Export to ONNX (python export.py ckpt_path=... format=onnx) and pass model.onnx, "
+                f"or pass the checkpoint itself as ckpt_path=..."
+            )
+        if not file.is_file():
+            raise InputError(
+                f"model_path={path}: no such file. Pass a model written by export.py, e.g. {EXPORT_EXAMPLE}."
+            )
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(
+                f"model_path={path} cannot be loaded by onnxruntime ({reason[:300]}). It may be truncated or not "
+                f"an ONNX model; pass a model written by export.py, e.g. {EXPORT_EXAMPLE}."
+            ) from err
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if list(inputs) != [INPUT_NAME] or len(inputs[INPUT_NAME]) != 4 or OUTPUT_NAMES[0] not in outputs:
+            raise InputError(
+                f"model_path={path} is an ONNX model, but not one export.py writes: it takes {inputs} and gives "
+                f"{outputs}, where `{INPUT_NAME}` (N, 1, 28, 28) in and `{OUTPUT_NAMES[0]}` out are expected."
+            )
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Float pixels in [0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities."""
+        (probabilities,) = self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: pixels.astype(np.float32)})
+        return np.asarray(probabilities)

@@ -1,0 +1,143 @@
+"""Export task: a checkpoint's model as model.onnx (onnxruntime) or model.pt (TorchScript), checked on the
+official test set before success is reported (export_check.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, build_model, load_checkpoint
+from mnist_classifier.errors import ConfigValueError, UserFacingError
+from mnist_classifier.models.onnx_model import OnnxModel
+from mnist_classifier.models.probability_model import CLASS_LABELS, INPUT_NAME, OUTPUT_NAMES, ProbabilityModel
+from mnist_classifier.tasks.run_checks import check_common
+from mnist_classifier.utils.atomic import write_text, write_with
+from mnist_classifier.utils.threads import limit_threads
+
+log = logging.getLogger(__name__)
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+MAX_ACCURACY_GAP = 0.0001  # 0.01 percentage points: one test image in 10,000
+MAX_PROBABILITY_GAP = 1e-4
+INPUT_CONVENTION = "float32 pixels in [0, 1], shape (N, 1, 28, 28), white digit on black; MNIST normalisation inside"
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+class ExportCheckError(UserFacingError):
+    """The exported model does not reproduce the checkpoint on the test set."""
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def test_set_pixels(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The official 10k test images as the exported model takes them, and their labels."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    images, labels = datamodule.test_set.images, datamodule.test_set.labels
+    return (images.float() / 255.0).unsqueeze(1).numpy(), labels.numpy()
+
+
+def batched(predict: Predictor, pixels: np.ndarray, batch: int = 1000) -> np.ndarray:
+    return np.concatenate([predict(pixels[i : i + batch]) for i in range(0, len(pixels), batch)])
+
+
+def export_onnx(model: ProbabilityModel, path: Path, metadata: dict[str, str]) -> Predictor:
+    import onnx
+
+    example = torch.rand(2, 1, 28, 28)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            model, (example,), str(raw), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False,
+        )  # fmt: skip
+        proto = onnx.load(str(raw))
+    onnx.helper.set_model_props(proto, metadata)
+    proto.doc_string = f"MNIST digit classifier. Input: {INPUT_CONVENTION}. Outputs: probabilities, logits."
+    write_with(path, lambda file: file.write(proto.SerializeToString()))
+    return OnnxModel(path).probabilities
+
+
+def export_torchscript(model: ProbabilityModel, path: Path, metadata: dict[str, str]) -> Predictor:
+    log.warning("TorchScript is deprecated in PyTorch (torch.jit); format=onnx is the format to keep.")
+    with warnings.catch_warnings():  # said once above, instead of torch's warning at each call
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        scripted = torch.jit.trace(model, torch.rand(2, 1, 28, 28))
+        extra_files = {"metadata.json": json.dumps(metadata)}
+        write_with(path, lambda file: torch.jit.save(scripted, file, _extra_files=extra_files))
+        loaded = torch.jit.load(str(path))  # the file just written, to check what users will load
+
+    def predict(pixels: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(torch.from_numpy(pixels))[0].numpy()
+
+    return predict
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    check_common(cfg)
+    limit_threads(cfg.get("num_threads"))
+    if not cfg.get("ckpt_path"):
+        raise ConfigValueError(f"export.py needs a checkpoint: python export.py ckpt_path={EXAMPLE_PATH}")
+    if cfg.format not in FORMATS:
+        raise ConfigValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}.")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    model = ProbabilityModel(build_model(checkpoint, cfg.ckpt_path).net).eval()
+    pixels, labels = test_set_pixels(cfg)
+    with torch.no_grad():
+        reference = batched(lambda x: model(torch.from_numpy(x))[0].numpy(), pixels)
+    reference_acc = float((reference.argmax(1) == labels).mean())
+
+    output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / FORMATS[cfg.format]
+    metadata = {
+        "input": INPUT_CONVENTION,
+        "outputs": "probabilities (N, 10), logits (N, 10)",
+        "class_labels": json.dumps(list(CLASS_LABELS)),
+        "checkpoint": str(cfg.ckpt_path),
+        "checkpoint_sha256": sha256(cfg.ckpt_path),
+        "test_accuracy": f"{reference_acc:.6f}",
+        "network": str(checkpoint["hyper_parameters"]["net"]["_target_"]),
+    }
+    exporter = export_onnx if cfg.format == "onnx" else export_torchscript
+    exported = batched(exporter(model, output, metadata), pixels)
+    exported_acc = float((exported.argmax(1) == labels).mean())
+    gap = float(np.abs(exported - reference).max())
+    passed = abs(exported_acc - reference_acc) <= MAX_ACCURACY_GAP and gap <= MAX_PROBABILITY_GAP
+    check = {
+        "format": cfg.format,
+        "model_path": str(output),
+        "checkpoint": str(cfg.ckpt_path),
+        "checkpoint_sha256": metadata["checkpoint_sha256"],
+        "test_images": len(labels),
+        "checkpoint_test_acc": reference_acc,
+        "exported_test_acc": exported_acc,
+        "max_abs_prob_diff": gap,
+        "passed": passed,
+    }
+    write_text(Path(cfg.paths.output_dir) / "export_check.json", json.dumps(check, indent=2) + "\n")
+    if not passed:
+        raise ExportCheckError(
+            f"The exported model does not reproduce the checkpoint on the test set: accuracy {100 * exported_acc:.2f}% "
+            f"vs {100 * reference_acc:.2f}%, largest probability difference {gap:.1e} (allowed: 0.01 points, "
+            f"{MAX_PROBABILITY_GAP:.0e}). Details in export_check.json; do not ship {output}."
+        )
+    return {"model_path": str(output), **{k: check[k] for k in ("checkpoint_test_acc", "exported_test_acc",
+                                                               "max_abs_prob_diff", "test_images")}}  # fmt: skip

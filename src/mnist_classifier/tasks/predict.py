@@ -1,0 +1,114 @@
+"""Prediction task: the digits in a user's own pictures, from a checkpoint (Lightning's trainer.predict)
+or from an exported ONNX model (onnxruntime, no checkpoint needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, ListConfig
+from torch.utils.data import DataLoader
+
+from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_model
+from mnist_classifier.data.mnist_style import PREPROCESSORS
+from mnist_classifier.data.user_images import UserImages, collate_digits, find_inputs
+from mnist_classifier.errors import ConfigValueError, InputError
+from mnist_classifier.models.onnx_model import OnnxModel
+from mnist_classifier.reports.predictions import (
+    make_predictions,
+    print_predictions,
+    write_predictions,
+    write_preprocessed_grid,
+)
+from mnist_classifier.tasks.run_checks import check_common, check_integer
+from mnist_classifier.tasks.trainer import build_trainer
+from mnist_classifier.utils.threads import limit_threads
+
+AUTO_WORKERS_FROM = 1000
+
+
+def check_predict_config(cfg: DictConfig) -> None:
+    check_common(cfg)
+    if not cfg.get("inputs"):
+        raise ConfigValueError(
+            "predict.py needs inputs: a file, a folder, a glob or a list, e.g. inputs=my_digit.png, "
+            "inputs=photos/ or inputs='[a.png,scans/]'."
+        )
+    if not isinstance(cfg.inputs, (str, ListConfig)):
+        raise ConfigValueError(f"inputs must be a path, a glob or a list of them, got {cfg.inputs!r}.")
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("model_path")):
+        raise ConfigValueError(
+            f"predict.py needs exactly one model: ckpt_path={EXAMPLE_PATH} (a checkpoint written by train.py) "
+            f"or model_path=logs/export/runs/<run>/model.onnx (an exported model)."
+        )
+    if cfg.preprocess not in PREPROCESSORS:
+        raise ConfigValueError(
+            f"preprocess must be one of {', '.join(sorted(PREPROCESSORS))}: mnist turns any picture into an "
+            f"MNIST digit, none takes 28x28 white-on-black images as they are; got {cfg.preprocess!r}."
+        )
+    for key, minimum in (("batch_size", 1), ("max_pixels", 1)):
+        check_integer(cfg.get(key), key, minimum)
+    check_integer(cfg.get("num_workers"), "num_workers", 0, null_means="one per core for large folders")
+
+
+def loader_workers(configured: int | None, inputs: int) -> int:
+    """Decoding is per picture: many pictures are worth a process per core; a few are not worth starting one."""
+    if configured is not None:
+        return configured
+    return min(os.cpu_count() or 1, 8) if inputs >= AUTO_WORKERS_FROM else 0
+
+
+def _probabilities(cfg: DictConfig, loader: DataLoader) -> tuple[torch.Tensor, list[str]]:
+    """Per input, in order: the class probabilities and the status of its image."""
+    statuses: list[str] = [""] * len(loader.dataset)  # type: ignore[arg-type]  # UserImages has a length
+    probabilities = torch.zeros(len(statuses), 10)
+    if cfg.get("model_path"):
+        onnx = OnnxModel(cfg.model_path)
+        for pixels, indices, batch_statuses in loader:
+            probabilities[indices] = torch.from_numpy(onnx.probabilities(pixels.numpy()))
+            for index, status in zip(indices, batch_statuses, strict=True):
+                statuses[index] = status
+        return probabilities, statuses
+    model = load_model(cfg.ckpt_path)
+    outputs = build_trainer(cfg).predict(model, dataloaders=loader) or []
+    for output in outputs:
+        assert isinstance(output, dict)
+        probabilities[output["indices"]] = output["probabilities"]
+        for index, status in zip(output["indices"], output["statuses"], strict=True):
+            statuses[index] = status
+    return probabilities, statuses
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    check_predict_config(cfg)
+    limit_threads(cfg.get("num_threads"))
+    inputs = cfg.inputs if isinstance(cfg.inputs, str) else [str(item) for item in cfg.inputs]
+    dataset = UserImages(find_inputs(inputs), cfg.preprocess, cfg.max_pixels)
+    workers = loader_workers(cfg.get("num_workers"), len(dataset))
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=workers, collate_fn=collate_digits)
+    probabilities, statuses = _probabilities(cfg, loader)
+
+    rows = make_predictions([item.path for item in dataset.files], statuses, probabilities)
+    output_dir = Path(cfg.paths.output_dir)
+    written = write_predictions(rows, output_dir)
+    shown = [dataset.load(i).pixels for i in range(min(len(rows), 100))]
+    written.append(write_preprocessed_grid(shown, rows, output_dir / "preprocessed.png"))
+    print_predictions(rows)
+    failed = sum(row.status != "ok" for row in rows)
+    if failed == len(rows):
+        reasons = sorted({row.status for row in rows})
+        raise InputError(
+            f"None of the {len(rows)} input(s) could be read ({'; '.join(reasons[:3])}). Check the paths in "
+            f"inputs=... (a file, a folder, a glob or a list) and that they are pictures Pillow opens (PNG, JPEG, "
+            f"BMP, GIF, TIFF, WebP). The rows are in {written[0]}."
+        )
+    return {
+        "status": "partial" if failed else "ok",
+        "inputs": len(rows),
+        "predicted": len(rows) - failed,
+        "failed": failed,
+        "predictions": [str(path) for path in written],
+        "model": str(cfg.get("model_path") or cfg.ckpt_path),
+    }
