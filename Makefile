@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 MNIST_SOURCE ?= ../shared/data/MNIST
 
-.PHONY: help install data train eval test test-fast lint format benchmark tensorboard clean
+.PHONY: help install data train eval demo test test-fast lint format benchmark tensorboard clean
 
 help:
-	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy)"
+	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy, demo)"
 	@echo "make data         copy MNIST from $(MNIST_SOURCE) into data/ (offline staging)"
 	@echo "make train        python train.py ARGS='...'   (e.g. make train ARGS='model=dense')"
 	@echo "make eval         python eval.py ckpt_path=... (pass ARGS='ckpt_path=...')"
+	@echo "make demo         the draw-a-digit page on http://127.0.0.1:8000 (ARGS='ckpt_path=...'; default: newest best checkpoint)"
 	@echo "make test         the whole test suite"
 	@echo "make test-fast    the suite without the slow (whole-epoch) tests"
 	@echo "make lint         ruff (lint + format check) and mypy, as CI runs them"
@@ -22,7 +23,7 @@ help:
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e ".[dev,loggers,deploy]"
+	$(BIN)/pip install -e ".[dev,loggers,deploy,demo]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -41,6 +42,9 @@ train: install data
 
 eval: install data
 	$(BIN)/python eval.py $(ARGS)
+
+demo: install
+	$(BIN)/python demo.py $(if $(findstring ckpt_path,$(ARGS)),,ckpt_path=$$(ls -t logs/train/runs/*/checkpoints/epoch_*.ckpt 2>/dev/null | head -1)) $(ARGS)
 
 test: install data
 	$(BIN)/python -m pytest $(ARGS)

@@ -122,3 +122,23 @@ def quick_checkpoint(path: Path, data_dir: Path, *overrides: str) -> Path:
     trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))
     trainer.save_checkpoint(path, weights_only=False)
     return path
+
+
+def needs_tool(path: str, what: str) -> None:
+    """A system tool a test needs (installed by .ci/run): skipped where missing, failed under CI=true."""
+    if not Path(path).exists():
+        message = f"{what} not found at {path}: `apt-get install` it (see .ci/run)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def default_cnn_checkpoint(real_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default recipe, `python train.py`, trained once for the tests that need a real model."""
+    run_dir = tmp_path_factory.mktemp("default_cnn")
+    quiet = ["logger=none", "reports=none", "callbacks.model_summary=null", "callbacks.progress_bar=null"]
+    assert_ok(run_cli("train.py", f"data.data_dir={real_data_dir}", f"hydra.run.dir={run_dir}", *quiet))
+    from mnist_classifier.tasks.metrics_file import read_metrics
+
+    return Path(read_metrics(run_dir)["ckpt_path"])

@@ -12,7 +12,6 @@ import pytest
 from conftest import assert_ok, quick_checkpoint, run_cli
 from drawn_digits import render, write_drawn_digits
 from PIL import Image, ImageDraw
-from test_cli import QUIET
 
 from mnist_classifier.data.mnist_style import BlankImageError, center_in_field, find_ink, mnist_style
 from mnist_classifier.data.user_images import decode_gray, find_inputs
@@ -200,17 +199,17 @@ def test_preprocess_none_takes_mnist_format_as_is(checkpoint: Path, tmp_path: Pa
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_default_cnn_reads_photo_like_and_hand_drawn_digits(real_data_dir: Path, tmp_path: Path) -> None:
+def test_default_cnn_reads_photo_like_and_hand_drawn_digits(
+    default_cnn_checkpoint: Path, real_data_dir: Path, tmp_path: Path
+) -> None:
     """The issue's target: >= 97% correct on pictures that are not MNIST-formatted."""
     from photo_digits import write_photo_digits
     from torchvision.datasets import MNIST
 
-    assert_ok(run_cli("train.py", f"data.data_dir={real_data_dir}", f"hydra.run.dir={tmp_path / 'train'}", *QUIET))
     test_set = MNIST(str(real_data_dir), train=False)
     pictures = write_photo_digits(test_set.data.numpy(), test_set.targets.numpy(), tmp_path / "pictures", 400)
     pictures += write_drawn_digits(tmp_path / "pictures" / "drawn")
-    checkpoint = read_metrics(tmp_path / "train")["ckpt_path"]
-    result = run_cli("predict.py", f"ckpt_path={checkpoint}", f"inputs={tmp_path / 'pictures'}",
+    result = run_cli("predict.py", f"ckpt_path={default_cnn_checkpoint}", f"inputs={tmp_path / 'pictures'}",
                      f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert_ok(result)
     truth = {str(path): label for path, label in pictures}

@@ -52,6 +52,7 @@ class InterruptGuard:
     checkpoint: Path | None = None  # the last resumable checkpoint saved
     best_checkpoint: Path | None = None  # once training has finished: the one the test uses
     last_completed_epoch: int | None = None
+    training_started: bool = False
     training_finished: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,7 +111,7 @@ class StopOnInterrupt(L.Callback):
         guard = active_guard()
         if guard is not None:
             guard.take_signals()  # instead of Lightning's, which would stop only at the end of the epoch
-            guard.training = True
+            guard.training = guard.training_started = True
 
     def _pending_signal(self, trainer: L.Trainer) -> int:
         guard = active_guard()

@@ -94,14 +94,14 @@ def _resume_command(guard: InterruptGuard) -> str:
 def _interrupted_record(stop: RunInterrupted, guard: InterruptGuard) -> dict[str, Any]:
     command = _resume_command(guard)
     if guard.training_finished:
-        where = "after training had finished"
-    elif guard.last_completed_epoch is None:
-        where = "before a training epoch was complete"
+        where = " after training had finished"
+    elif guard.last_completed_epoch is not None:
+        where = f" after epoch {guard.last_completed_epoch} (and part of the next)"
     else:
-        where = f"after epoch {guard.last_completed_epoch} (and part of the next)"
-    saved = f"Saved {guard.checkpoint}. " if guard.checkpoint else "No checkpoint was saved. "
-    verb = "Test it" if guard.training_finished else ("Resume" if guard.checkpoint else "Start it again")
-    log.warning("Interrupted by %s %s. %s%s with:\n  %s", stop.signal_name, where, saved, verb, command)
+        where = " before a training epoch was complete" if guard.training_started else ""
+    saved = f" Saved {guard.checkpoint}." if guard.checkpoint else (" No checkpoint was saved." if where else "")
+    verb = "Test it" if guard.training_finished else ("Resume" if guard.checkpoint else "Run it again")
+    log.warning("Interrupted by %s%s.%s %s with:\n  %s", stop.signal_name, where, saved, verb, command)
     return {
         "status": "interrupted",
         "signal": stop.signal_name,

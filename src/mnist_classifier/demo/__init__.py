@@ -1,0 +1,1 @@
+"""The draw-a-digit page (demo.py): a small Starlette app and one self-contained HTML page."""
