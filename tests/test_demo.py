@@ -12,12 +12,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from conftest import REPO, needs_tool, quick_checkpoint
 from drawn_digits import STROKES, render
 from PIL import Image
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CANVAS = 280
@@ -92,7 +97,7 @@ def test_bad_uploads_get_a_clear_answer(quick_demo: str) -> None:
     assert bomb.status_code == 400 and "image too large" in bomb.json()["error"]
 
 
-def chrome():  # type: ignore[no-untyped-def]  # selenium's driver
+def chrome() -> WebDriver:
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -106,7 +111,7 @@ def chrome():  # type: ignore[no-untyped-def]  # selenium's driver
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def draw(driver, canvas, digit: int) -> None:  # type: ignore[no-untyped-def]  # selenium objects
+def draw(driver: WebDriver, canvas: WebElement, digit: int) -> None:
     """The digit's strokes as real pointer events: press, move in small steps, release."""
     from selenium.webdriver.common.action_chains import ActionChains
 
