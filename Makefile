@@ -8,7 +8,7 @@ MNIST_SOURCE ?= ../shared/data/MNIST
 .PHONY: help install data train eval demo test test-fast lint format benchmark tensorboard clean
 
 help:
-	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy, demo)"
+	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy, demo, cluster)"
 	@echo "make data         copy MNIST from $(MNIST_SOURCE) into data/ (offline staging)"
 	@echo "make train        python train.py ARGS='...'   (e.g. make train ARGS='model=dense')"
 	@echo "make eval         python eval.py ckpt_path=... (pass ARGS='ckpt_path=...')"
@@ -23,7 +23,7 @@ help:
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e ".[dev,loggers,deploy,demo]"
+	$(BIN)/pip install -e ".[dev,loggers,deploy,demo,cluster]"
 	touch $@
 
 install: $(BIN)/.installed

@@ -7,7 +7,8 @@ Everything is measured in one run, side by side, on this machine:
      schedule, precision, batches), for both recipes; best of two warm epochs on each side;
   3. CNN step time with channels_last / bf16 autocast / torch.compile switched on and off;
   4. where the time of a default `python train.py` goes, stage by stage (StageTimer);
-  5. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
+  5. predict.py end to end on folders of pictures (images/s);
+  6. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
      and 32-true) and the short runs and batch sizes they type first; `--experiments` adds the
      experiments. A run that fails gets a row that says so; the benchmark goes on.
 """
@@ -286,6 +287,42 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     return rows
 
 
+def section_predict(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
+    """predict.py end to end (process start to exit) on folders of pictures: 10,000 MNIST test digits as
+    28x28 PNGs, and 1,000 photo-like pictures (tests/photo_digits.py, the predict tests' generator)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from photo_digits import write_photo_digits
+    from PIL import Image
+    from torchvision.datasets import MNIST
+
+    test_set = MNIST(args.data_dir, train=False)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train = run_train(args.data_dir, "logger=none", "reports=none")
+        if "error" in train:
+            return [("predict.py", "failed: no checkpoint", train["error"])]
+        pngs = Path(tmp) / "png"
+        pngs.mkdir()
+        for index in range(10_000):
+            Image.fromarray(test_set.data[index].numpy()).save(pngs / f"{index:05d}.png")
+        photos = Path(tmp) / "photos"
+        write_photo_digits(test_set.data.numpy(), test_set.targets.numpy(), photos, 1_000)
+        for label, folder, count in (("10,000 28x28 PNGs", pngs, 10_000), ("1,000 photo-like pictures", photos, 1_000)):
+            start = time.perf_counter()
+            result = subprocess.run(
+                [sys.executable, str(REPO / "predict.py"), f"ckpt_path={train['metrics']['ckpt_path']}",
+                 f"inputs={folder}", f"hydra.run.dir={tmp}/run_{count}"],
+                check=False, capture_output=True, text=True, cwd=REPO,
+            )  # fmt: skip
+            wall = time.perf_counter() - start
+            if result.returncode != 0:
+                rows.append((f"`predict.py`, {label}", "failed", result.stderr.strip().splitlines()[-1][-300:]))
+                continue
+            report[f"predict_{count}"] = {"wall_s": wall, "images_per_s": count / wall}
+            rows.append((f"`predict.py`, {label}, end to end", f"{count / wall:,.0f} images/s", f"{wall:.1f} s"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(REPO / "data")))
@@ -293,6 +330,7 @@ def main() -> None:
     parser.add_argument("--skip-recipes", action="store_true", help="skip the end-to-end recipe runs")
     parser.add_argument("--skip-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
+    parser.add_argument("--skip-predict", action="store_true", help="skip the predict.py throughput rows")
     parser.add_argument("--experiments", action="store_true", help="also run every experiment (minutes each)")
     args = parser.parse_args()
 
@@ -308,6 +346,8 @@ def main() -> None:
     ]
     if not args.skip_variants:
         sections.append(section_variants)
+    if not args.skip_predict:
+        sections.append(section_predict)
     if not args.skip_recipes:
         sections.append(section_recipes)
     rows: list[Row] = []

@@ -84,7 +84,8 @@ def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_cli(script: str, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run train.py/eval.py as a user would; output is kept for assertions and failure reports."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO), "PYTHONPATH": str(REPO / "tests")}
+    python_path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO), "PYTHONPATH": python_path}
     return subprocess.run(
         [sys.executable, str(REPO / script), *overrides],
         check=False,

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.reports.failures import report_errors
+from mnist_classifier.tasks.cluster import checkpoint_to_go_on_from, restart_count
 from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
 from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.plain import to_plain
@@ -50,6 +51,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     fit, test = cfg.get("train", True), cfg.get("test", True)
     ckpt_path = cfg.get("ckpt_path")
+    if not ckpt_path and fit and (previous := checkpoint_to_go_on_from(cfg.paths.output_dir)):
+        log.info("Restart %d of this job: going on from %s", restart_count(), previous)
+        ckpt_path = str(previous)
     if ckpt_path and fit:
         check_resume(ckpt_path, cfg)
     elif ckpt_path:

@@ -45,3 +45,10 @@ def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str =
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("auto_precision", auto_precision, replace=True)
     OmegaConf.register_new_resolver("scaled_lr", scaled_lr, replace=True)
+    # run dirs of jobs started by torchrun or SLURM (tasks/cluster.py)
+    from mnist_classifier.tasks import cluster
+
+    # cached, like Hydra's `now`: the sweep dir stays the same for every job of a multirun
+    OmegaConf.register_new_resolver("run_name", cluster.run_name, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("rank_log_suffix", cluster.rank_log_suffix, replace=True)
+    OmegaConf.register_new_resolver("rank_zero_subdir", cluster.rank_zero_subdir, replace=True)

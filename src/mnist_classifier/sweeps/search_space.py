@@ -1,0 +1,69 @@
+"""`hydra.sweeper.params` (and sweep overrides on the command line) as Optuna distributions, in the syntax
+users of Hydra's Optuna sweeper know: `interval(a, b)`, `tag(log, interval(a, b))`, `choice(...)`,
+`range(a, b, step)`; anything else is a fixed value passed to every trial."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalChoiceType,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from mnist_classifier.errors import ConfigValueError
+
+
+def _choices(override: Override) -> CategoricalDistribution:
+    choices: list[CategoricalChoiceType] = []
+    for value in override.sweep_iterator(transformer=Transformer.encode):
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            raise ConfigValueError(f"{override.get_key_element()}: a choice must be a number, string, bool or null.")
+        choices.append(value)
+    return CategoricalDistribution(choices)
+
+
+def distribution(override: Override) -> BaseDistribution | str:
+    """The distribution of a sweep override, or the fixed value of a plain one."""
+    if not override.is_sweep_override():
+        return override.get_value_element_as_str()
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        return _choices(override)
+    if isinstance(value, RangeSweep):
+        assert value.start is not None and value.stop is not None
+        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+            return FloatDistribution(value.start, value.stop, step=value.step)
+        return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
+    if isinstance(value, IntervalSweep):
+        assert value.start is not None and value.end is not None
+        log = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log)
+        return FloatDistribution(float(value.start), float(value.end), log=log)
+    raise ConfigValueError(f"{override.input_line}: this kind of sweep is not supported by the Optuna sweeper.")
+
+
+def search_space(arguments: Iterable[str]) -> tuple[dict[str, BaseDistribution], dict[str, str]]:
+    """(distributions, fixed values) of `key=value` overrides."""
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: dict[str, str] = {}
+    for override in OverridesParser.create().parse_overrides(list(arguments)):
+        key, value = override.get_key_element(), distribution(override)
+        if isinstance(value, BaseDistribution):
+            distributions[key] = value
+            fixed.pop(key, None)
+        else:
+            fixed[key] = value
+            distributions.pop(key, None)
+    return distributions, fixed
+
+
+def trial_overrides(params: dict[str, Any], fixed: dict[str, str]) -> list[str]:
+    return [f"{name}={value}" for name, value in {**params, **fixed}.items()]
