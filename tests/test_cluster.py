@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 import pandas as pd
 import pytest
 from conftest import REPO, assert_ok, needs_tool, run_cli
@@ -177,7 +178,7 @@ def two_workers(storage: str, study: str, data_dir: Path, tmp_path: Path, n_tria
     return finish(workers)
 
 
-def assert_budget_kept(storage: str, study_name: str, n_trials: int) -> None:
+def assert_budget_kept(storage: str | optuna.storages.BaseStorage, study_name: str, n_trials: int) -> None:
     trials = optuna.load_study(study_name=study_name, storage=storage).trials
     counted = [t for t in trials if t.user_attrs.get("status") in ("ok", "failed")]
     given_back = [t for t in trials if t.user_attrs.get("status") == "over_budget"]
@@ -190,10 +191,8 @@ def assert_budget_kept(storage: str, study_name: str, n_trials: int) -> None:
 def test_two_workers_share_a_journal_file_study(synthetic_data_dir: Path, tmp_path: Path) -> None:
     storage = f"journal:{tmp_path / 'shared' / 'study.log'}"
     two_workers(storage, "journal_study", synthetic_data_dir, tmp_path)
-    journal = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "shared" / "study.log"))
-    )
-    assert_budget_kept(journal, "journal_study", 6)  # type: ignore[arg-type]  # a storage object works too
+    journal = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "shared" / "study.log")))
+    assert_budget_kept(journal, "journal_study", 6)
 
 
 def test_two_workers_share_a_postgresql_study(postgres: str, synthetic_data_dir: Path, tmp_path: Path) -> None:
