@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
 import pandas as pd
 import pytest
 from conftest import REPO, assert_ok, needs_tool, run_cli
+from optuna.storages.journal import JournalFileBackend
 from test_cli import QUIET
 
 from mnist_classifier.tasks.metrics_file import read_metrics
