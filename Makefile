@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MNIST_SOURCE ?= ../shared/data/MNIST
+# test processes side by side (pytest-xdist); most tests start train.py & co. as real processes
+TEST_WORKERS ?= 2
 
 .PHONY: help install data train eval demo test test-fast lint format benchmark tensorboard clean
 
@@ -47,10 +49,10 @@ demo: install
 	$(BIN)/python demo.py $(if $(findstring ckpt_path,$(ARGS)),,ckpt_path=$$(ls -t logs/train/runs/*/checkpoints/epoch_*.ckpt 2>/dev/null | head -1)) $(ARGS)
 
 test: install data
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-fast: install data
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_ok, run_cli
+from conftest import QUIET, assert_ok, run_cli
 
 from mnist_classifier.tasks.metrics_file import read_metrics
-
-QUIET = ["logger=none", "reports=none", "callbacks.model_summary=null", "callbacks.progress_bar=null"]
 
 
 def real_run(real_data_dir: Path, run_dir: Path, *overrides: str) -> dict:
@@ -94,25 +92,6 @@ def test_eval_rebuilds_a_dense_checkpoint_without_model_override(real_data_dir: 
     )
     assert_ok(result)
     assert read_metrics(tmp_path / "eval")["test/acc"] == pytest.approx(train_metrics["test/acc"], abs=0.001)
-
-
-@pytest.mark.real_data
-def test_resume_from_last_checkpoint(real_data_dir: Path, tmp_path: Path) -> None:
-    common = ["model=dense", "model.net.hidden_sizes=[64]", "data.batch_size=256", "trainer.limit_train_batches=60",
-              "test=false", "trainer.max_epochs=2"]  # fmt: skip
-    # SIGTERM after step 30 of epoch 0 (of 2): a mid-epoch last.ckpt
-    signal = ["+callbacks.signal._target_=helper_callbacks.SignalAtStep", "+callbacks.signal.step=30"]
-    first = run_cli("train.py", f"data.data_dir={real_data_dir}", f"hydra.run.dir={tmp_path / 'first'}", *QUIET,
-                    *common, *signal)  # fmt: skip
-    assert first.returncode == 143, first.stderr[-3000:]
-    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    resumed = real_run(real_data_dir, tmp_path / "resumed", *common, f"ckpt_path={last}")
-    assert resumed["global_step"] == 120
-    assert [row["epoch"] for row in resumed["history"]] == [0, 1]
-
-    longer = run_cli("train.py", *common[:-1], "trainer.max_epochs=5", f"ckpt_path={last}",
-                     f"data.data_dir={real_data_dir}", f"hydra.run.dir={tmp_path / 'longer'}", *QUIET)  # fmt: skip
-    assert longer.returncode == 2 and "was planned for 120 steps, but this run lasts 300" in longer.stderr
 
 
 @pytest.mark.real_data

@@ -17,9 +17,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import REPO, assert_ok, needs_tool, run_cli
+from conftest import QUIET, REPO, assert_ok, needs_tool, run_cli
 from optuna.storages.journal import JournalFileBackend
-from test_cli import QUIET
 
 from mnist_classifier.tasks.metrics_file import read_metrics
 

@@ -130,6 +130,7 @@ def draw(driver: WebDriver, canvas: WebElement, digit: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.xdist_group("default_cnn")
 def test_digits_drawn_in_a_real_browser_are_recognised(default_cnn_checkpoint: Path, tmp_path: Path) -> None:
     needs_tool(CHROMIUM, "Chromium")
     needs_tool(CHROMEDRIVER, "ChromeDriver")

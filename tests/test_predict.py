@@ -199,6 +199,7 @@ def test_preprocess_none_takes_mnist_format_as_is(checkpoint: Path, tmp_path: Pa
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.xdist_group("default_cnn")
 def test_default_cnn_reads_photo_like_and_hand_drawn_digits(
     default_cnn_checkpoint: Path, real_data_dir: Path, tmp_path: Path
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -12,6 +14,7 @@ from conftest import assert_ok, run_cli
 from test_reports import FAST, assert_png
 
 from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.utils.threads import usable_cores
 
 
 @pytest.fixture
@@ -128,8 +131,19 @@ def test_joblib_launcher_runs_jobs_with_split_threads(sweep_args: list[str], tmp
         *sweep_args,
     )
     assert_ok(result)
-    expected_threads = max(1, (os.cpu_count() or 1) // 2)
+    expected_threads = max(1, usable_cores() // 2)
     for job in (0, 1):
         metrics = read_metrics(tmp_path / str(job))
         assert metrics["status"] == "ok" and metrics["num_threads"] == expected_threads
     assert len(summary(tmp_path)) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is a Linux feature")
+def test_threads_follow_the_cpu_affinity() -> None:
+    """A job given one core (taskset, SLURM's --cpus-per-task=1) runs one torch thread, not one per core."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from mnist_classifier.utils.threads import limit_threads; print(limit_threads(None))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"

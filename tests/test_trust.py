@@ -102,9 +102,7 @@ def test_crafted_checkpoint_is_refused_before_anything_runs(name: str, real_chec
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(
-    "name", ["net target", "target nested in a network argument", "augmentation target", "_args_ key"]
-)
+@pytest.mark.parametrize("name", ["target nested in a network argument", "augmentation target"])
 def test_eval_refuses_a_crafted_checkpoint(name: str, real_checkpoint: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     crafted = craft(real_checkpoint, name, tmp_path / "crafted.ckpt", marker)
@@ -114,7 +112,7 @@ def test_eval_refuses_a_crafted_checkpoint(name: str, real_checkpoint: Path, tmp
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["loss target", "optimizer target"])
+@pytest.mark.parametrize("name", ["optimizer target"])
 def test_resume_refuses_a_crafted_checkpoint(
     name: str, real_checkpoint: Path, synthetic_data_dir: Path, tmp_path: Path
 ) -> None:

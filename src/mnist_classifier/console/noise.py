@@ -14,6 +14,10 @@ LIBRARY_WARNINGS = (
     (r"Precision .* is not supported by the model summary", r"lightning\..*"),
     # an in-memory dataset needs no loader workers: num_workers=0 is the fastest here (README, Speed)
     (r".*does not have many workers which may be a bottleneck", r"lightning\..*"),
+    # a mid-epoch resume is exact: the datamodule restores the data position itself (data/resumable_sampler.py)
+    (r"You're resuming from a checkpoint that ended before the epoch ended", r"lightning\..*"),
+    # a resumed run has a run dir of its own, so its checkpoints go elsewhere than the first run's: intended
+    (r"The dirpath has changed from .* won't be reloaded", r"lightning\..*"),
 )
 
 

@@ -3,7 +3,6 @@ or from an exported ONNX model (onnxruntime, no checkpoint needed)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from mnist_classifier.reports.predictions import (
 )
 from mnist_classifier.tasks.run_checks import check_common, check_integer
 from mnist_classifier.tasks.trainer import build_trainer
-from mnist_classifier.utils.threads import limit_threads
+from mnist_classifier.utils.threads import limit_threads, usable_cores
 
 AUTO_WORKERS_FROM = 1000
 
@@ -57,7 +56,7 @@ def loader_workers(configured: int | None, inputs: int) -> int:
     """Decoding is per picture: many pictures are worth a process per core; a few are not worth starting one."""
     if configured is not None:
         return configured
-    return min(os.cpu_count() or 1, 8) if inputs >= AUTO_WORKERS_FROM else 0
+    return min(usable_cores(), 8) if inputs >= AUTO_WORKERS_FROM else 0
 
 
 def _probabilities(cfg: DictConfig, loader: DataLoader) -> tuple[torch.Tensor, list[str]]:
