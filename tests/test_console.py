@@ -34,8 +34,8 @@ NOISE = (
 )
 
 
-def test_a_default_run_prints_its_story_and_no_library_noise(synthetic_data_dir: Path, tmp_path: Path) -> None:
-    """Default callbacks, logger and reports, as `python train.py` has them; two short epochs."""
+def test_default_runs_print_their_story_and_no_library_noise(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """Default callbacks, logger and reports, as `python train.py` has them (two short epochs), then eval.py."""
     result = run_cli(
         "train.py", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "trainer.max_epochs=2",
         "trainer.limit_train_batches=5", f"hydra.run.dir={tmp_path}",
@@ -49,6 +49,16 @@ def test_a_default_run_prints_its_story_and_no_library_noise(synthetic_data_dir:
     assert len(re.findall(r"^epoch \d+  train/loss [\d.]+  val/loss [\d.]+  val/acc [\d.]+%", result.stdout, re.M)) == 2
     assert result.stdout.count("Results") == 1, "exactly one results table"
     assert "test accuracy" in result.stdout and "test loss" in result.stdout and "time" in result.stdout
+    assert "Warning" not in console and "Traceback" not in console
+
+    checkpoint = next((tmp_path / "checkpoints").glob("epoch_*.ckpt"))
+    evaluation = run_cli("eval.py", f"ckpt_path={checkpoint}", f"data.data_dir={synthetic_data_dir}",
+                         f"hydra.run.dir={tmp_path / 'eval'}")  # fmt: skip
+    assert_ok(evaluation)
+    console = evaluation.stdout + evaluation.stderr
+    for noise in NOISE:
+        assert noise not in console, f"library noise on eval.py's console: {noise!r}"
+    assert evaluation.stdout.count("Results") == 1 and "test accuracy" in evaluation.stdout
     assert "Warning" not in console and "Traceback" not in console
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from mnist_classifier.reports import figures
@@ -176,10 +175,11 @@ class TestReport(L.Callback):
         if self.enabled["hparams"]:
             with report_step("hparams", self.report_errors):
                 metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-                module = trainer.lightning_module
-                best = getattr(module, "val_acc_best", None)
-                if isinstance(best, Metric) and getattr(module, "history", None):
-                    metrics["val/acc_best"] = float(best.compute())
+                # from the history: eval.py's module never validates, its best lives in the checkpoint's rows
+                history = getattr(trainer.lightning_module, "history", [])
+                val_accs = [row["val/acc"] for row in history if row.get("val/acc") is not None]
+                if val_accs:
+                    metrics["val/acc_best"] = max(val_accs)
                 log_hparams_session(trainer, metrics)
         for path in written:
             log.debug("Report: %s", path)
