@@ -49,10 +49,12 @@ def compose_train(*overrides: str) -> DictConfig:
         return compose(config_name="train", overrides=list(overrides))
 
 
-def run_train(data_dir: str, *overrides: str) -> dict[str, Any]:
+def run_train(data_dir: str, *overrides: str, keep_in: Path | None = None) -> dict[str, Any]:
     """Run train.py as a user would (default callbacks, logger and reports), with StageTimer attached.
-    Returns the timings and metrics.json, or {"error": ...} with the end of what the run printed."""
+    Returns the timings and metrics.json, or {"error": ...} with the end of what the run printed. The run
+    dir is thrown away, unless `keep_in` names a folder to keep it in (its checkpoint is needed later)."""
     with tempfile.TemporaryDirectory() as tmp:
+        run_dir = (keep_in or Path(tmp)) / "run"
         timer_out = Path(tmp) / "timer.json"
         env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "BENCH_T0": repr(time.time())}
         start = time.perf_counter()
@@ -61,7 +63,7 @@ def run_train(data_dir: str, *overrides: str) -> dict[str, Any]:
                 sys.executable,
                 str(REPO / "train.py"),
                 f"data.data_dir={data_dir}",
-                f"hydra.run.dir={tmp}/run",
+                f"hydra.run.dir={run_dir}",
                 "+callbacks.stage_timer._target_=stage_timer.StageTimer",
                 f"+callbacks.stage_timer.out={timer_out}",
                 *overrides,
@@ -73,7 +75,7 @@ def run_train(data_dir: str, *overrides: str) -> dict[str, Any]:
             cwd=REPO,
         )
         wall = time.perf_counter() - start
-        metrics_file = Path(tmp) / "run" / "metrics.json"
+        metrics_file = run_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         if result.returncode != 0 or metrics.get("status") != "ok":
             lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
@@ -298,7 +300,7 @@ def section_predict(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     test_set = MNIST(args.data_dir, train=False)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        train = run_train(args.data_dir, "logger=none", "reports=none")
+        train = run_train(args.data_dir, "logger=none", "reports=none", keep_in=Path(tmp))
         if "error" in train:
             return [("predict.py", "failed: no checkpoint", train["error"])]
         pngs = Path(tmp) / "png"
