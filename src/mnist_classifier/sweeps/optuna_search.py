@@ -11,7 +11,6 @@ hydra-core and omegaconf; and a shared budget and interrupted trials would need 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import warnings
@@ -32,7 +31,7 @@ from optuna.trial import TrialState
 
 from mnist_classifier.sweeps.search_space import search_space, trial_overrides
 from mnist_classifier.sweeps.study_report import write_study_report
-from mnist_classifier.tasks.metrics_file import METRICS_FILE
+from mnist_classifier.tasks.metrics_file import read_metrics
 from mnist_classifier.utils.atomic import write_text
 
 log = logging.getLogger(__name__)
@@ -196,8 +195,7 @@ class OptunaSearch:
 
     def _record(self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn | None, job_dir: Path | None) -> bool:
         """Tell the study how the trial ended (from its metrics.json); True if it failed."""
-        metrics_file = job_dir / METRICS_FILE if job_dir is not None else None
-        metrics = json.loads(metrics_file.read_text()) if metrics_file and metrics_file.is_file() else {}
+        metrics = read_metrics(job_dir, missing={}) if job_dir is not None else {}
         value = ret.return_value if ret is not None and ret.status == JobStatus.COMPLETED else None
         status = metrics.get("status") or ("failed" if ret is not None else "interrupted")
         finished = status == "ok" and value is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from mnist_classifier.tasks.metrics_file import METRICS_FILE
+from mnist_classifier.tasks.metrics_file import read_metrics
 from mnist_classifier.utils.atomic import atomic_file, write_text, write_with
 
 if TYPE_CHECKING:  # pandas is imported when a multirun ends, not at every run's start-up
@@ -50,8 +49,7 @@ def collect_jobs(sweep_dir: Path) -> pd.DataFrame:
     swept = sorted({k for params in all_params for k in params if len({p.get(k) for p in all_params}) > 1})
     rows: list[dict[str, Any]] = []
     for job_dir, params in zip(job_dirs, all_params, strict=True):
-        metrics_path = job_dir / METRICS_FILE
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"status": "missing"}
+        metrics = read_metrics(job_dir, missing={"status": "missing"})
         varying = {k: params.get(k) for k in swept}
         row: dict[str, Any] = {
             "job": job_dir.name,
@@ -152,8 +150,7 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.hydra_cfg is None:
             return
-        metrics_path = Path(job_return.hydra_cfg.hydra.runtime.output_dir) / METRICS_FILE
-        outcome = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        outcome = read_metrics(job_return.hydra_cfg.hydra.runtime.output_dir, missing={})
         if outcome.get("status") == "interrupted":
             self.write(config)
             signum = signal.Signals[outcome.get("signal", "SIGINT")]

@@ -28,5 +28,10 @@ def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
     return write_text(path, json.dumps(plain, indent=2, default=str) + "\n")
 
 
-def read_metrics(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+def read_metrics(run_dir: str | Path, missing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The run's metrics.json; `missing` is what a run that wrote none (a job killed before it could) reads
+    as, for the sweeps that collect many jobs. Without it, a missing file is an error."""
+    path = Path(run_dir) / METRICS_FILE
+    if missing is not None and not path.is_file():
+        return dict(missing)
+    return json.loads(path.read_text())
