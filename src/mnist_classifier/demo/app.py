@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from mnist_classifier.data.in_memory import normalize_pixels
 from mnist_classifier.data.mnist_style import ImageRejected
 from mnist_classifier.data.user_images import decode_bytes, prepare_digit
 from mnist_classifier.models.classifier import MNISTClassifier
@@ -54,8 +53,7 @@ def create_app(model: MNISTClassifier) -> Starlette:
             blank = digit.status.startswith("blank image")  # an empty pad: nothing to say yet
             return JSONResponse({"error": digit.status, "blank": blank}, status_code=200 if blank else 400)
         with torch.no_grad():
-            scores = model(normalize_pixels(torch.from_numpy(digit.pixels)[None, None]))
-            probabilities = scores.float().softmax(1)[0].tolist()
+            probabilities = model.pixel_probabilities(torch.from_numpy(digit.pixels)[None, None])[0].tolist()
         return JSONResponse(
             {
                 "prediction": int(np.argmax(probabilities)),

@@ -199,11 +199,14 @@ class MNISTClassifier(L.LightningModule):
         self.history = [r for r in self.history if r["epoch"] != self.current_epoch] + [row]
 
     # --- predict (predict.py) ------------------------------------------------------------------
+    def pixel_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] (N, 1, 28, 28), white on black, as user images are prepared: class probabilities
+        (predict.py and the demo page)."""
+        return self(normalize_pixels(pixels)).float().softmax(1)
+
     def predict_step(self, batch: tuple[torch.Tensor, list[int], list[str]], batch_idx: int) -> dict[str, Any]:
-        """Pixels in [0, 1] (N, 1, 28, 28), white on black, as user images are prepared: probabilities."""
         pixels, indices, statuses = batch
-        scores = self(normalize_pixels(pixels))
-        return {"probabilities": scores.float().softmax(1).cpu(), "indices": indices, "statuses": statuses}
+        return {"probabilities": self.pixel_probabilities(pixels).cpu(), "indices": indices, "statuses": statuses}
 
     # --- test -------------------------------------------------------------------------------
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:

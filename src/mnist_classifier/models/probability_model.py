@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
+from mnist_classifier.data.in_memory import normalize_pixels
 
 INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
 CLASS_LABELS = tuple(str(digit) for digit in range(10))
@@ -19,5 +19,5 @@ class ProbabilityModel(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # the dense net's log-probabilities are logits too: their softmax is the same distribution
-        logits = self.net((pixels - MNIST_MEAN) / MNIST_STD).float()
+        logits = self.net(normalize_pixels(pixels)).float()
         return logits.softmax(dim=1), logits
