@@ -39,11 +39,8 @@ class ExportCheckError(UserFacingError):
 
 
 def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with Path(path).open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def test_set_pixels(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:

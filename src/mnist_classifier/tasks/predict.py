@@ -16,6 +16,7 @@ from mnist_classifier.data.user_images import UserImages, collate_digits, find_i
 from mnist_classifier.errors import ConfigValueError, InputError
 from mnist_classifier.models.onnx_model import OnnxModel
 from mnist_classifier.reports.predictions import (
+    GRID_IMAGES,
     make_predictions,
     print_predictions,
     write_predictions,
@@ -92,7 +93,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     rows = make_predictions([item.path for item in dataset.files], statuses, probabilities)
     output_dir = Path(cfg.paths.output_dir)
     written = write_predictions(rows, output_dir)
-    shown = [dataset.load(i).pixels for i in range(min(len(rows), 100))]
+    shown = [dataset.load(i).pixels for i in range(min(len(rows), GRID_IMAGES))]
     written.append(write_preprocessed_grid(shown, rows, output_dir / "preprocessed.png"))
     print_predictions(rows)
     failed = sum(row.status != "ok" for row in rows)
