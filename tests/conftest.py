@@ -8,7 +8,9 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -118,24 +120,22 @@ def assert_ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
 
 
+def quiet_trainer(root: Path, **settings: Any) -> L.Trainer:
+    """A CPU Trainer for in-process tests: no logger, progress bar or model summary; `settings` say how long."""
+    settings = {"accelerator": "cpu", "logger": False, "enable_progress_bar": False, "enable_model_summary": False,
+                **settings}  # fmt: skip
+    return L.Trainer(default_root_dir=root, **settings)
+
+
 def quick_checkpoint(path: Path, data_dir: Path, *overrides: str) -> Path:
     """A checkpoint as train.py writes it (Lightning's format, this project's module), after two steps on
     `data_dir` (batches of 50, 100 validation images)."""
-    import lightning as L
     from hydra.utils import instantiate
     from test_configs import compose_train
 
     cfg = compose_train(f"data.data_dir={data_dir}", "data.val_size=100", "data.batch_size=50", *overrides)
-    trainer = L.Trainer(
-        max_steps=2,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=path.parent,
+    trainer = quiet_trainer(
+        path.parent, max_steps=2, limit_val_batches=1, num_sanity_val_steps=0, enable_checkpointing=False
     )
     trainer.fit(instantiate(cfg.model), datamodule=instantiate(cfg.data))
     trainer.save_checkpoint(path, weights_only=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
+from conftest import quiet_trainer
 from hydra.utils import instantiate
 from test_configs import compose_train
 
@@ -87,14 +87,7 @@ def test_invalid_values_fail_before_training(overrides: list[str], message: str)
 def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
     cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", *extra)
     module = instantiate(cfg.model)
-    trainer = L.Trainer(
-        fast_dev_run=True,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= set(trainer.callback_metrics)
     trainer.test(module, datamodule=instantiate(cfg.data))
@@ -112,16 +105,8 @@ def test_one_cycle_schedule_survives_a_handful_of_steps(synthetic_data_dir: Path
         "model.net.hidden_sizes=[16]",
     )
     module = instantiate(cfg.model)
-    trainer = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
+    trainer = quiet_trainer(
+        tmp_path, max_epochs=2, limit_train_batches=2, limit_val_batches=1, enable_checkpointing=False
     )
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert trainer.global_step == 4
