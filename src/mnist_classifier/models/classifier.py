@@ -28,6 +28,7 @@ from mnist_classifier.checkpoint.run_state import (
 )
 from mnist_classifier.data.in_memory import normalize_pixels
 from mnist_classifier.errors import CheckpointError, ConfigValueError, TrainingDivergedError
+from mnist_classifier.utils.fast_path import wants_channels_last
 from mnist_classifier.utils.plain import to_plain
 
 NUM_CLASSES = 10
@@ -61,7 +62,7 @@ class MNISTClassifier(L.LightningModule):
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None = None,
         scheduler_interval: str = "step",
-        channels_last: bool = False,
+        channels_last: bool | str = "auto",
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -71,6 +72,11 @@ class MNISTClassifier(L.LightningModule):
                 f"model.scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}."
             )
         _check_optimizer(optimizer)
+        if not (isinstance(channels_last, bool) or channels_last == "auto"):
+            raise ConfigValueError(
+                f"model.channels_last must be true, false or auto (the fast layout for this network), got "
+                f"{channels_last!r}."
+            )
         self.save_hyperparameters(
             {
                 "net": net,
@@ -83,9 +89,11 @@ class MNISTClassifier(L.LightningModule):
             }
         )
         self.optimizer_config, self.scheduler_config = optimizer, scheduler
-        self.scheduler_interval, self.channels_last = scheduler_interval, channels_last
+        self.scheduler_interval = scheduler_interval
         self.net = instantiate(net)
-        if channels_last:
+        self.channels_last = wants_channels_last(self.net) if channels_last == "auto" else bool(channels_last)
+        self.compiled = compile
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = instantiate(loss)
         # The compiled wrapper shares `net`'s weights: stored outside nn.Module's registry so the

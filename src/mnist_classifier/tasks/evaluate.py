@@ -11,7 +11,7 @@ from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_model
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.reports.failures import report_errors
 from mnist_classifier.tasks.run_checks import check_common
-from mnist_classifier.tasks.trainer import build_trainer
+from mnist_classifier.tasks.trainer import announce_fast_path, build_trainer
 from mnist_classifier.utils.threads import limit_threads
 
 
@@ -24,8 +24,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model = load_model(cfg.ckpt_path)
     datamodule = instantiate(cfg.data)
     trainer = build_trainer(cfg)
+    fast_path = announce_fast_path(trainer, model)
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics["fast_path"] = fast_path
     metrics["ckpt_path"] = str(cfg.ckpt_path)
     if errors := report_errors(trainer.callbacks):  # type: ignore[attr-defined]  # set by Lightning at run time
         metrics["report_errors"] = errors

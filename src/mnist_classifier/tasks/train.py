@@ -15,7 +15,7 @@ from mnist_classifier.errors import CheckpointError
 from mnist_classifier.reports.failures import report_errors
 from mnist_classifier.tasks.cluster import checkpoint_to_go_on_from, restart_count
 from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
-from mnist_classifier.tasks.trainer import build_trainer
+from mnist_classifier.tasks.trainer import announce_fast_path, build_trainer
 from mnist_classifier.utils.plain import to_plain
 from mnist_classifier.utils.threads import limit_threads
 
@@ -65,7 +65,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = instantiate(cfg.model)
     trainer = build_trainer(cfg)
 
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"fast_path": announce_fast_path(trainer, model)}
     history: list[dict[str, Any]] = []
     if fit:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

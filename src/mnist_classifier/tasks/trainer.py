@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from mnist_classifier.models import MNISTClassifier
 from mnist_classifier.tasks.interrupts import StopOnInterrupt
+from mnist_classifier.utils.fast_path import describe_fast_path, fast_path_record
 from mnist_classifier.utils.instantiate import instantiate_group
 
 
@@ -22,3 +26,11 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         for logger in loggers:  # MLflow and W&B also take them as run tags (configs/logger/)
             logger.log_hyperparams({"tags": ", ".join(map(str, tags))})
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+
+def announce_fast_path(trainer: L.Trainer, model: MNISTClassifier) -> dict[str, Any]:
+    """Print what was chosen for this machine (precision, layout, threads, compile) in the run header; the
+    record goes into metrics.json."""
+    record = fast_path_record(trainer.strategy.root_device, trainer.precision, model.channels_last, model.compiled)
+    rank_zero_only(print)(describe_fast_path(record), flush=True)
+    return record
