@@ -11,6 +11,9 @@ Everything is measured in one run, side by side, on this machine:
   6. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
      and 32-true) and the short runs and batch sizes they type first; `--experiments` adds the
      experiments. A run that fails gets a row that says so; the benchmark goes on.
+
+`--cpu-kinds` runs sections 2, 3, 4 and 6 twice, in fresh processes one after the other: natively and
+with torch capped to an AVX2 CPU's kernels (no native bf16), a column each.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD  # noqa: E402
 from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
+from mnist_classifier.utils.threads import usable_cores  # noqa: E402
 
 register_resolvers()
 Row = tuple[str, str, str]
@@ -325,6 +329,72 @@ def section_predict(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     return rows
 
 
+SECTIONS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[Row]]] = {
+    "data": section_data,
+    "epochs": section_epochs,
+    "stages": section_stages,
+    "variants": section_variants,
+    "predict": section_predict,
+    "recipes": section_recipes,
+}
+# --cpu-kinds: these sections run once per kind of CPU, side by side; the cap restricts torch to the
+# kernels of a CPU with AVX2 and no native bf16 (most laptops and CI runners), on any x86 machine
+CPU_KINDS: dict[str, dict[str, str]] = {
+    "native": {},
+    "AVX2 cap": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+}
+PER_KIND_SECTIONS = ("epochs", "stages", "variants", "recipes")
+
+
+def selected_sections(args: argparse.Namespace) -> list[str]:
+    skipped = {"variants": args.skip_variants, "predict": args.skip_predict, "recipes": args.skip_recipes}
+    return [name for name in SECTIONS if not skipped.get(name)]
+
+
+def kind_label() -> str:
+    """What the kernels of this process are: torch's CPU capability and the automatic precision."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, {compose_train().trainer.precision}"
+
+
+def run_section_per_kind(name: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """One section in a fresh benchmark process per CPU kind, one after the other: {kind: its rows, report}."""
+    results = {}
+    for kind, env in CPU_KINDS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "section.json"
+            command = [sys.executable, __file__, "--section", name, "--section-out", str(out),
+                       "--data-dir", args.data_dir, *(["--experiments"] if args.experiments else []),
+                       *(["--skip-compile"] if args.skip_compile else [])]  # fmt: skip
+            done = subprocess.run(command, check=False, env={**os.environ, **env}, cwd=REPO)
+            if done.returncode != 0 or not out.is_file():
+                results[kind] = {"rows": [(name, "failed", f"exit {done.returncode}")], "report": {}, "label": kind}
+                continue
+            results[kind] = json.loads(out.read_text())
+    return results
+
+
+def side_by_side(per_kind: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Rows of several kinds joined by measurement: [label, result of each kind..., notes]."""
+    labels: list[str] = []
+    cells: dict[str, dict[str, tuple[str, str]]] = {}
+    for kind, result in per_kind.items():
+        for label, value, note in result["rows"]:
+            if label not in cells:
+                labels.append(label)
+                cells[label] = {}
+            cells[label][kind] = (value, note)
+    rows = []
+    for label in labels:
+        values = [cells[label].get(kind, ("-", ""))[0] for kind in per_kind]
+        notes = [f"{kind}: {cells[label][kind][1]}" for kind in per_kind if cells[label].get(kind, ("", ""))[1]]
+        rows.append([label, *values, "; ".join(notes)])
+    return rows
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header)] + [f"| {' | '.join(row)} |" for row in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR", str(REPO / "data")))
@@ -334,32 +404,43 @@ def main() -> None:
     parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
     parser.add_argument("--skip-predict", action="store_true", help="skip the predict.py throughput rows")
     parser.add_argument("--experiments", action="store_true", help="also run every experiment (minutes each)")
+    kinds_help = "epoch, stage, step and recipe rows natively and under the AVX2 cap, side by side"
+    parser.add_argument("--cpu-kinds", action="store_true", help=kinds_help)
+    parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one section, for --cpu-kinds
+    parser.add_argument("--section-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     precision = compose_train().trainer.precision
+    report: dict[str, Any] = {"precision": precision}
+    if args.section:  # a child of --cpu-kinds: one section, its rows as JSON
+        rows = SECTIONS[args.section](args, report)
+        Path(args.section_out).write_text(json.dumps({"rows": rows, "report": report, "label": kind_label()}))
+        return
+
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
-    machine = f"{device}, {os.cpu_count()} cores, torch {torch.__version__}, default precision {precision}"
+    machine = f"{device}, {usable_cores()} cores, torch {torch.__version__}, default precision {precision}"
     print(f"machine: {machine}", flush=True)
-    report: dict[str, Any] = {"machine": machine, "precision": precision}
-    sections: list[Callable[[argparse.Namespace, dict[str, Any]], list[Row]]] = [
-        section_data,
-        section_epochs,
-        section_stages,
-    ]
-    if not args.skip_variants:
-        sections.append(section_variants)
-    if not args.skip_predict:
-        sections.append(section_predict)
-    if not args.skip_recipes:
-        sections.append(section_recipes)
-    rows: list[Row] = []
-    for section in sections:
-        new_rows = section(args, report)
-        rows += new_rows
+    report["machine"] = machine
+    kinds = list(CPU_KINDS) if args.cpu_kinds else ["native"]
+    labels = dict.fromkeys(kinds, kind_label())
+    table_rows: list[list[str]] = []
+    for name in selected_sections(args):
+        if args.cpu_kinds and name in PER_KIND_SECTIONS:
+            per_kind = run_section_per_kind(name, args)
+            labels.update({kind: result["label"] for kind, result in per_kind.items()})
+            report[name] = {kind: result["report"] for kind, result in per_kind.items()}
+            new_rows = side_by_side(per_kind)
+        else:
+            section_report: dict[str, Any] = {"precision": precision}
+            new_rows = [[label, value, *(["-"] * (len(kinds) - 1)), note]
+                        for label, value, note in SECTIONS[name](args, section_report)]  # fmt: skip
+            report[name] = section_report
+        table_rows += new_rows
         for row in new_rows:
             print(row, flush=True)
 
-    table = ["| measurement | result | note |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    header = ["measurement", *(f"{kind} ({labels[kind]})" for kind in kinds), "note"]
+    table = markdown(header, table_rows)
     print(f"\nMachine: {machine}\n")
     print("\n".join(table))
     report["table"] = table
