@@ -278,8 +278,9 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     for model in ("cnn", "dense"):
         command = "python train.py" + ("" if model == "cnn" else " model=dense")
         measure(f"`{command}`, seeds 0-4", [f"model={model}"], SEEDS)
-        measure(f"`{command} trainer.precision=32-true`, seeds 0-4", [f"model={model}", "trainer.precision=32-true"],
-                SEEDS)  # fmt: skip
+        if report["precision"] != "32-true":  # else the same runs again
+            measure(f"`{command} trainer.precision=32-true`, seeds 0-4",
+                    [f"model={model}", "trainer.precision=32-true"], SEEDS)  # fmt: skip
     for overrides in (["model=cnn", "trainer.max_epochs=1"], ["model=dense", "trainer.max_epochs=3"],
                       ["model=dense", "trainer.max_epochs=1"], ["model=cnn", "data.batch_size=64"],
                       ["model=cnn", "data.batch_size=1024"], ["model=dense", "data.batch_size=64"],

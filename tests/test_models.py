@@ -19,9 +19,18 @@ def build(model: str, *overrides: str) -> MNISTClassifier:
     return instantiate(compose_train(f"model={model}", *overrides).model)
 
 
-@pytest.mark.parametrize("net", [DenseNet(), ConvNet(), ConvNet(padding="same", batch_norm=False, hidden_size=0)])
+@pytest.mark.parametrize(
+    "net", [DenseNet(), ConvNet(), ConvNet(pool_first=True), ConvNet(padding="same", batch_norm=False, hidden_size=0)]
+)
 def test_networks_map_a_batch_to_ten_scores(net: torch.nn.Module) -> None:
     assert net(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+
+
+def test_pool_first_pools_before_normalising() -> None:
+    """Same weights, same layer names for conv and linear layers; pooling moves ahead of BatchNorm/ReLU."""
+    kinds = [type(layer).__name__ for layer in ConvNet(pool_first=True).features[:4]]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert [type(layer).__name__ for layer in ConvNet().features[:4]] == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
 
 
 def test_dense_outputs_log_probabilities() -> None:

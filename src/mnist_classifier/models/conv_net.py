@@ -1,4 +1,8 @@
-"""Convolutional network: [Conv -> (BatchNorm) -> ReLU -> MaxPool] x k -> (hidden Linear) -> Linear."""
+"""Convolutional network: [Conv -> (BatchNorm) -> ReLU -> MaxPool] x k -> (hidden Linear) -> Linear.
+
+`pool_first` pools straight after the convolution ([Conv -> MaxPool -> (BatchNorm) -> ReLU]): max-pooling
+commutes with ReLU, so only the normalisation sees other numbers, and BatchNorm and ReLU then work on a
+quarter of the values (with 2x2 pools), which is much of a CPU training step."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ class ConvNet(nn.Module):
         batch_norm: bool = True,
         hidden_size: int = 256,
         dropout: float = 0.0,
+        pool_first: bool = False,
         image_size: int = 28,
         num_classes: int = 10,
     ) -> None:
@@ -37,6 +42,8 @@ class ConvNet(nn.Module):
                 "model.net.channels, kernel_sizes and pool_sizes need one entry per conv block; got "
                 f"{len(channels)}, {len(kernel_sizes)} and {len(pool_sizes)} entries."
             )
+        if not isinstance(pool_first, bool):
+            raise ConfigValueError(f"model.net.pool_first must be true or false, got {pool_first!r}.")
         if padding not in ("valid", "same"):
             raise ConfigValueError(f"model.net.padding must be 'valid' or 'same', got {padding!r}.")
         if padding == "same" and any(k % 2 == 0 for k in kernel_sizes):
@@ -49,10 +56,12 @@ class ConvNet(nn.Module):
         size, in_channels = image_size, 1
         for out_channels, kernel, pool in zip(channels, kernel_sizes, pool_sizes, strict=True):
             pad = kernel // 2 if padding == "same" else 0
+            pooling = [nn.MaxPool2d(pool)] if pool > 1 else []
             blocks.append(nn.Conv2d(in_channels, out_channels, kernel, padding=pad, bias=not batch_norm))
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(out_channels))
-            blocks += [nn.ReLU(inplace=True), nn.MaxPool2d(pool)] if pool > 1 else [nn.ReLU(inplace=True)]
+            blocks += pooling if pool_first else []
+            blocks += [nn.BatchNorm2d(out_channels)] if batch_norm else []
+            blocks.append(nn.ReLU(inplace=True))
+            blocks += [] if pool_first else pooling
             size = (size + 2 * pad - kernel + 1) // pool
             in_channels = out_channels
         if size < 1:
