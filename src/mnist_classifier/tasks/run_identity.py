@@ -42,8 +42,8 @@ def _describes_the_run(key: str) -> bool:
 
 
 def _swept_keys(hydra: DictConfig) -> set[str] | None:
-    """The keys a sweep varies; None for a single run. The sweep's command line is in the multirun.yaml
-    Hydra writes into the sweep dir before it starts a job."""
+    """The keys a sweep varies; None for a single run, or a multirun that varies nothing. The sweep's
+    command line is in the multirun.yaml Hydra writes into the sweep dir before it starts a job."""
     if hydra.get("mode") != RunMode.MULTIRUN:
         return None
     keys = {str(key) for key in (hydra.sweeper.get("params") or {})}
@@ -52,7 +52,7 @@ def _swept_keys(hydra: DictConfig) -> set[str] | None:
         command_line = OmegaConf.load(multirun).hydra.overrides.task
         keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(list(command_line))
                  if o.is_sweep_override()}  # fmt: skip
-    return keys
+    return keys or None
 
 
 def _overrides(hydra: DictConfig) -> dict[str, str]:
