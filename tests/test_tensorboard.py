@@ -143,3 +143,12 @@ def test_tensorboard_in_a_browser_compares_the_sweep(tensorboard: str, sweep: tu
 
         with Image.open(tmp_path / "timeseries.png") as image:  # a small PNG for the README
             image.convert("RGB").quantize(64).save(SCREENSHOT, optimize=True)
+
+
+def test_an_optuna_trial_is_named_by_its_search_space_values() -> None:
+    from test_configs import compose_train
+
+    cfg = compose_train("hparams_search=cnn_optuna", "hydra.mode=MULTIRUN", "trainer.max_epochs=1",
+                        "model.optimizer.lr=0.0031622776601683794", "data.batch_size=64")  # fmt: skip
+    assert cfg.logger.tensorboard.version.startswith("train cnn lr=0.003162 batch_size=64 "), "max_epochs: not searched"
+    assert swept_values(cfg) == {"model.optimizer.lr": 0.0031622776601683794, "data.batch_size": 64}
