@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_ok, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_reports import tensorboard_run
 
 from mnist_classifier.tasks.metrics_file import read_metrics
 
@@ -34,6 +35,11 @@ def test_every_logger_at_once_with_tags_and_the_config_tree(synthetic_data_dir: 
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.params["tags"] == "baseline, mnist"
+    assert (
+        run.info.run_name
+        == tensorboard_run(run_dir).name
+        == (f"train cnn val_size=100 max_epochs=1 limit_train_batches=4 {run_dir.name}")
+    )
     assert run.data.params["net/_target_"] == "mnist_classifier.models.ConvNet"
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
     assert "val/acc" in run.data.metrics
@@ -41,7 +47,7 @@ def test_every_logger_at_once_with_tags_and_the_config_tree(synthetic_data_dir: 
     wandb_runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 1 and list(wandb_runs[0].glob("run-*.wandb")), "W&B offline run files"
     assert (run_dir / "csv" / "metrics.csv").read_text().startswith(("epoch", "step", "test", "train", "val"))
-    scalars = EventAccumulator(str(run_dir / "tensorboard")).Reload().Tags()["scalars"]
+    scalars = EventAccumulator(str(tensorboard_run(run_dir))).Reload().Tags()["scalars"]
     assert "val/acc" in scalars
 
 

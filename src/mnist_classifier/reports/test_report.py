@@ -46,6 +46,7 @@ class TestReport(L.Callback):
         classification_report: bool = True,
         hparams: bool = True,
         max_misclassified: int = 32,
+        hparams_columns: dict[str, Any] | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.enabled = {
@@ -56,6 +57,7 @@ class TestReport(L.Callback):
             "hparams": hparams,
         }
         self.max_misclassified = max_misclassified
+        self.hparams_columns = hparams_columns
         self.report_errors: list[str] = []
         self._reset()
 
@@ -180,6 +182,6 @@ class TestReport(L.Callback):
                 val_accs = [row["val/acc"] for row in history if row.get("val/acc") is not None]
                 if val_accs:
                     metrics["val/acc_best"] = max(val_accs)
-                log_hparams_session(trainer, metrics)
+                log_hparams_session(trainer, metrics, self.hparams_columns)
         for path in written:
             log.debug("Report: %s", path)

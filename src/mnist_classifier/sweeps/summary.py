@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,15 @@ def _cells(row: Any) -> list[str]:
     return [cell(column) for column in COLUMNS]
 
 
-def _markdown(jobs: pd.DataFrame, best: int | None, metric: str) -> str:
+def tensorboard_command(sweep_dir: Path) -> str | None:
+    """The command that shows every job of the sweep side by side (runs named by their swept values,
+    HPARAMS columns the swept parameters); None if no job wrote TensorBoard events."""
+    if not any(sweep_dir.glob("*/tensorboard")):
+        return None
+    return f"tensorboard --logdir {shlex.quote(str(sweep_dir))}"
+
+
+def _markdown(jobs: pd.DataFrame, best: int | None, metric: str, tensorboard: str | None) -> str:
     header = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     lines = []
     for index, row in jobs.iterrows():
@@ -106,6 +115,7 @@ def _markdown(jobs: pd.DataFrame, best: int | None, metric: str) -> str:
         + "\n".join(lines)
         + "\n"
         + (f"\nFailures:{notes}\n" if notes else "")
+        + (f"\nCompare the jobs' curves and HPARAMS: `{tensorboard}`\n" if tensorboard else "")
     )
 
 
@@ -179,9 +189,12 @@ class SweepSummary(Callback):
         best = best_job(jobs, metric, self.maximize)
         with atomic_file(sweep_dir / "summary.csv", "w") as file:
             jobs[[*COLUMNS, "params"]].to_csv(file, index=False)
-        write_text(sweep_dir / "summary.md", _markdown(jobs, best, metric))
+        tensorboard = tensorboard_command(sweep_dir)
+        write_text(sweep_dir / "summary.md", _markdown(jobs, best, metric, tensorboard))
         _plot(jobs, metric, sweep_dir / "summary.png")
         self._print(jobs, best, metric, sweep_dir)
+        if tensorboard:
+            print(f"Compare the jobs in TensorBoard: {tensorboard}")
         return jobs
 
     @staticmethod

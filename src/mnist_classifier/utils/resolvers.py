@@ -34,3 +34,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", cluster.run_name, replace=True, use_cache=True)
     OmegaConf.register_new_resolver("rank_log_suffix", cluster.rank_log_suffix, replace=True)
     OmegaConf.register_new_resolver("rank_zero_subdir", cluster.rank_zero_subdir, replace=True)
+    # the experiment loggers' run names and a sweep job's HPARAMS columns (tasks/run_identity.py)
+    from mnist_classifier.tasks import run_identity
+
+    OmegaConf.register_new_resolver("run_label", run_identity.run_label, replace=True)
+    OmegaConf.register_new_resolver("swept_values", run_identity.swept_values, replace=True)
