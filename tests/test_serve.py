@@ -30,7 +30,7 @@ from PIL import Image
 
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.serving.app import Limits, create_app
-from mnist_classifier.serving.load_test import run_load
+from mnist_classifier.serving.load_test import free_port, run_load, running_server
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -45,12 +45,6 @@ REPORT_IMPORTS = (
     "atexit.register(lambda: print('imported:', [m for m in ('torch', 'lightning') if m in sys.modules], flush=True)); "
     "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tiny_onnx(path: Path) -> Path:
@@ -78,24 +72,9 @@ def serve(*args: str, run_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO)}
     command = [sys.executable, "-c", REPORT_IMPORTS, str(REPO / "serve.py"), *args, f"port={port}",
                f"hydra.run.dir={run_dir}"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, process.communicate()[0][-3000:]
-        assert time.monotonic() < deadline, "the server never became ready"
-        try:
-            if httpx.get(url + "health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    try:
+    with running_server(command, url, cwd=REPO, env=env) as process:
         yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -141,3 +148,37 @@ def run_load(
     ):
         raise ValueError(f"run_load loads a server on this machine only (127.0.0.1, with its pid), got {url}")
     return asyncio.run(_load(url, picture, clients, requests, max_s, health_every_s, pid))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    command: list[str], url: str, ready_within_s: float = 120, **popen: Any
+) -> Iterator[subprocess.Popen[str]]:
+    """`command` (a serve.py) started in a subprocess; yields it once `url`/health says ready, and stops
+    it (SIGTERM) at the end."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    deadline = time.monotonic() + ready_within_s
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}: {process.communicate()[0][-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server was not ready within {ready_within_s:g} s")
+            try:
+                with urllib.request.urlopen(url + "health", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
