@@ -8,6 +8,7 @@ import contextlib
 import io
 import itertools
 import os
+import re
 import select
 import signal
 import socket
@@ -26,11 +27,14 @@ import pytest
 import uvicorn
 from conftest import REPO, needs_tool
 from drawn_digits import STROKES, render
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.serving.app import Limits, create_app
 from mnist_classifier.serving.load_test import free_port, run_load, running_server
+from mnist_classifier.serving.server import serve as serve_task
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -304,8 +308,27 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
     command = [sys.executable, str(REPO / "serve.py"), f"model_path={tmp_path / 'junk.onnx'}", f"port={free_port()}",
                f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     result = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "cannot be loaded by onnxruntime" in result.stderr
+    assert result.returncode == 2 and "cannot be loaded by onnxruntime" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "serve.py needs exactly one model"),
+        ({"limits": {"max_batch": 0}}, "limits.max_batch must be a whole number >= 1"),
+        ({"limits": {"upload_timeout_s": -1}}, "limits.upload_timeout_s must be a number of seconds > 0"),
+        ({"limits": {"max_uploads": 3}}, "limits.max_uploads is not a limit"),
+        ({"port": 70000}, "port must be a whole number from 1 to 65535"),
+    ],
+)
+def test_bad_values_are_refused_before_the_port_opens(values: dict, message: str) -> None:
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "configs" / "serve.yaml"), {"model_path": "m.onnx"}, values)
+    if not values:
+        cfg.model_path = None
+    assert isinstance(cfg, DictConfig)
+    with pytest.raises(ConfigValueError, match=re.escape(message)):
+        serve_task(cfg)
 
 
 def chrome() -> WebDriver:

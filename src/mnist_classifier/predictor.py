@@ -24,11 +24,13 @@ class Predictor(Protocol):
 class CheckpointPredictor:
     """A checkpoint's model in inference mode, on the GPU when there is one."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import torch
 
         from mnist_classifier.checkpoint.loader import load_model
 
+        if threads:
+            torch.set_num_threads(threads)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_model(path).to(self.device)
 
@@ -40,7 +42,7 @@ class CheckpointPredictor:
             return self.model.pixel_probabilities(batch).cpu().numpy()
 
 
-def load_predictor(ckpt_path: str | None, model_path: str | None, script: str, threads: int | None = None) -> Predictor:
+def check_one_model(ckpt_path: str | None, model_path: str | None, script: str) -> None:
     """Exactly one of a checkpoint (ckpt_path) or an exported ONNX model (model_path)."""
     if bool(ckpt_path) == bool(model_path):
         from mnist_classifier.checkpoint.loader import EXAMPLE_PATH  # torch, but only to say what is wrong
@@ -49,7 +51,11 @@ def load_predictor(ckpt_path: str | None, model_path: str | None, script: str, t
             f"{script} needs exactly one model: ckpt_path={EXAMPLE_PATH} (a checkpoint written by train.py) "
             f"or model_path={EXPORT_EXAMPLE} (an exported model)."
         )
+
+
+def load_predictor(ckpt_path: str | None, model_path: str | None, script: str, threads: int | None = None) -> Predictor:
+    check_one_model(ckpt_path, model_path, script)
     if model_path:
         return OnnxModel(model_path, threads)
     assert ckpt_path is not None
-    return CheckpointPredictor(ckpt_path)
+    return CheckpointPredictor(ckpt_path, threads)

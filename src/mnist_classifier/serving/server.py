@@ -17,7 +17,7 @@ import uvicorn
 from omegaconf import DictConfig
 
 from mnist_classifier.errors import ConfigValueError
-from mnist_classifier.predictor import Predictor, load_predictor
+from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
 from mnist_classifier.serving.app import Limits, create_app
 from mnist_classifier.tasks.run_checks import check_common, check_integer
 
@@ -58,6 +58,7 @@ def _limits(cfg: DictConfig) -> Limits:
 def serve(cfg: DictConfig) -> dict[str, Any]:
     check_common(cfg)
     check_integer(cfg.get("port"), "port", 1, 65535)
+    check_one_model(cfg.get("ckpt_path"), cfg.get("model_path"), "serve.py")
     limits = _limits(cfg)
     port = cfg.port
     threads = cfg.get("num_threads")
