@@ -7,14 +7,14 @@ MNIST_SOURCE ?= ../shared/data/MNIST
 # test processes side by side (pytest-xdist); most tests start train.py & co. as real processes
 TEST_WORKERS ?= 2
 
-.PHONY: help install data train eval demo test test-fast lint format benchmark tensorboard clean
+.PHONY: help install data train eval serve test test-fast lint format benchmark tensorboard clean
 
 help:
-	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy, demo, cluster)"
+	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy, serve, cluster)"
 	@echo "make data         copy MNIST from $(MNIST_SOURCE) into data/ (offline staging)"
 	@echo "make train        python train.py ARGS='...'   (e.g. make train ARGS='model=dense')"
 	@echo "make eval         python eval.py ckpt_path=... (pass ARGS='ckpt_path=...')"
-	@echo "make demo         the draw-a-digit page on http://127.0.0.1:8000 (ARGS='ckpt_path=...'; default: newest best checkpoint)"
+	@echo "make serve        the model on http://127.0.0.1:8000: page, JSON API, /health (ARGS='ckpt_path=...' or 'model_path=...onnx'; default: newest checkpoint)"
 	@echo "make test         the whole test suite"
 	@echo "make test-fast    the suite without the slow (whole-epoch) tests"
 	@echo "make lint         ruff (lint + format check) and mypy, as CI runs them"
@@ -25,7 +25,7 @@ help:
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e ".[dev,loggers,deploy,demo,cluster]"
+	$(BIN)/pip install -e ".[dev,loggers,deploy,serve,cluster]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -45,8 +45,8 @@ train: install data
 eval: install data
 	$(BIN)/python eval.py $(ARGS)
 
-demo: install
-	$(BIN)/python demo.py $(if $(findstring ckpt_path,$(ARGS)),,ckpt_path=$$(ls -t logs/train/runs/*/checkpoints/epoch_*.ckpt 2>/dev/null | head -1)) $(ARGS)
+serve: install
+	$(BIN)/python serve.py $(if $(findstring _path,$(ARGS)),,ckpt_path=$$(ls -t logs/train/runs/*/checkpoints/epoch_*.ckpt 2>/dev/null | head -1)) $(ARGS)
 
 test: install data
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)

@@ -8,7 +8,9 @@ Everything is measured in one run, side by side, on this machine:
   3. CNN step time with channels_last / bf16 autocast / torch.compile switched on and off;
   4. where the time of a default `python train.py` goes, stage by stage (StageTimer);
   5. predict.py end to end on folders of pictures (images/s);
-  6. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
+  6. serve.py under load: 32 clients sending single drawn digits to an ONNX model and to a checkpoint
+     (predictions/s, latency, /health during the load, server memory);
+  7. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
      and 32-true) and the short runs and batch sizes they type first; `--experiments` adds the
      experiments. A run that fails gets a row that says so; the benchmark goes on.
 
@@ -19,6 +21,7 @@ with torch capped to an AVX2 CPU's kernels (no native bf16), a column each.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -330,12 +333,59 @@ def section_predict(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     return rows
 
 
+def section_serve(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
+    """serve.py on 127.0.0.1 (serving/load_test.py): 32 keep-alive clients, 10,000 single ~28x28 PNG
+    drawings each, for an exported model.onnx (no torch in the server) and for the checkpoint itself."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from drawn_digits import render
+
+    from mnist_classifier.serving.load_test import free_port, run_load, running_server
+
+    buffer = io.BytesIO()
+    render(3, size=28).save(buffer, format="PNG")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train = run_train(args.data_dir, "logger=none", "reports=none", keep_in=Path(tmp))
+        if "error" in train:
+            return [("serve.py", "failed: no checkpoint", train["error"])]
+        checkpoint = train["metrics"]["ckpt_path"]
+        subprocess.run(
+            [sys.executable, str(REPO / "export.py"), f"ckpt_path={checkpoint}", f"data.data_dir={args.data_dir}",
+             f"hydra.run.dir={tmp}/export"], check=False, capture_output=True, cwd=REPO,
+        )  # fmt: skip
+        for label, model in (
+            ("ONNX model", f"model_path={tmp}/export/model.onnx"),
+            ("checkpoint", f"ckpt_path={checkpoint}"),
+        ):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/"
+            command = [sys.executable, str(REPO / "serve.py"), model, f"port={port}", f"hydra.run.dir={tmp}/serve"]
+            try:
+                with running_server(command, url, cwd=REPO) as server:
+                    result = run_load(url, buffer.getvalue(), clients=32, requests=10_000, max_s=180, pid=server.pid)
+            except RuntimeError as err:
+                rows.append((f"`serve.py`, {label}", "failed", str(err)[-300:]))
+                continue
+            report[f"serve_{label}"] = vars(result)
+            rss = result.server_rss_mb
+            memory = f"server memory {rss[0]:.0f} -> {rss[-1]:.0f} MB" if rss else ""
+            rows += [
+                (f"`serve.py`, {label}, 32 clients, {result.requests:,} single pictures",
+                 f"{result.predictions_per_s:,.0f} predictions/s", f"{result.errors} errors; {memory}"),
+                (f"`serve.py`, {label}, latency", f"p95 {result.p95_ms:.0f} ms", f"p50 {result.p50_ms:.0f} ms"),
+                (f"`serve.py`, {label}, GET /health during the load", f"p95 {result.health_p95_ms:.0f} ms",
+                 f"{result.health_requests} requests"),
+            ]  # fmt: skip
+    return rows
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[Row]]] = {
     "data": section_data,
     "epochs": section_epochs,
     "stages": section_stages,
     "variants": section_variants,
     "predict": section_predict,
+    "serve": section_serve,
     "recipes": section_recipes,
 }
 # --cpu-kinds: these sections run once per kind of CPU, side by side; the cap restricts torch to the
@@ -348,7 +398,8 @@ PER_KIND_SECTIONS = ("epochs", "stages", "variants", "recipes")
 
 
 def selected_sections(args: argparse.Namespace) -> list[str]:
-    skipped = {"variants": args.skip_variants, "predict": args.skip_predict, "recipes": args.skip_recipes}
+    skipped = {"variants": args.skip_variants, "predict": args.skip_predict, "serve": args.skip_serve,
+               "recipes": args.skip_recipes}  # fmt: skip
     return [name for name in SECTIONS if not skipped.get(name)]
 
 
@@ -404,6 +455,7 @@ def main() -> None:
     parser.add_argument("--skip-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
     parser.add_argument("--skip-predict", action="store_true", help="skip the predict.py throughput rows")
+    parser.add_argument("--skip-serve", action="store_true", help="skip the serve.py load test rows")
     parser.add_argument("--experiments", action="store_true", help="also run every experiment (minutes each)")
     kinds_help = "epoch, stage, step and recipe rows natively and under the AVX2 cap, side by side"
     parser.add_argument("--cpu-kinds", action="store_true", help=kinds_help)

@@ -1,5 +1,5 @@
 """Digits drawn by hand, as strokes of a pen (mouse or finger) in a unit square: rendered to pictures for
-the predict tests, and replayed as real pointer events on the demo page's canvas in the browser test."""
+the predict tests, and replayed as real pointer events on the served page's canvas in the browser test."""
 
 from __future__ import annotations
 

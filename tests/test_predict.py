@@ -14,7 +14,8 @@ from drawn_digits import render, write_drawn_digits
 from PIL import Image, ImageDraw
 
 from mnist_classifier.data.mnist_style import BlankImageError, center_in_field, find_ink, mnist_style
-from mnist_classifier.data.user_images import decode_gray, find_inputs
+from mnist_classifier.data.pictures import decode_gray
+from mnist_classifier.data.user_images import find_inputs
 from mnist_classifier.tasks.metrics_file import read_metrics
 
 

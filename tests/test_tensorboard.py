@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from browser import CHROMEDRIVER, CHROMIUM, chrome
 from conftest import assert_ok, needs_tool, run_cli
-from test_demo import CHROMEDRIVER, CHROMIUM, chrome, free_port
 from test_reports import FAST
 
+from mnist_classifier.serving.load_test import free_port
 from mnist_classifier.tasks.run_identity import swept_values
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The one way a checkpoint is read (eval, resume, predict, export, demo): once, with weights_only=True,
+"""The one way a checkpoint is read (eval, resume, predict, export, serve): once, with weights_only=True,
 its stored configs checked against the allowlist (checkpoint/trust.py) before anything is built."""
 
 from __future__ import annotations
@@ -102,5 +102,5 @@ def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier
 
 
 def load_model(path: str | Path) -> MNISTClassifier:
-    """load_checkpoint + build_model: what eval, predict, export and the demo call."""
+    """load_checkpoint + build_model: what eval, predict, export and serve call."""
     return build_model(load_checkpoint(path), path)

@@ -1,5 +1,5 @@
-"""Images a user gives predict.py or the demo: found from paths, folders and globs, decoded with Pillow as
-untrusted data (pixel limit before decoding, first frame, alpha on white), and turned into 28x28 digits.
+"""Images a user gives predict.py: found from paths, folders and globs, and decoded into 28x28 digits by
+data/pictures.py (the decoder the server uses too).
 
 Every input gives a row: a file that cannot be read gets a status that says why, and the others go on.
 """
@@ -9,19 +9,15 @@ from __future__ import annotations
 import glob
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
-from typing import IO
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from mnist_classifier.data.mnist_style import PREPROCESSORS, ImageRejected
+from mnist_classifier.data.mnist_style import PREPROCESSORS
+from mnist_classifier.data.pictures import OK, Digit, failed, read_digit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-OK = "ok"
 
 
 @dataclass(frozen=True)
@@ -51,54 +47,6 @@ def find_inputs(inputs: str | Sequence[str]) -> list[InputFile]:
     return found
 
 
-def decode_gray(source: str | Path | IO[bytes], max_pixels: int) -> np.ndarray:
-    """Any image Pillow opens (first frame; alpha composited on white) as float gray levels in [0, 1].
-    The size is checked from the header, before any pixel is decoded (decompression bombs)."""
-    try:
-        with Image.open(source) as opened:
-            width, height = opened.size
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} (max_pixels)"
-                )
-            opened.seek(0)  # GIF, TIFF, WebP animations: the first frame
-            image = ImageOps.exif_transpose(opened)  # photos: the way the camera held them
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    except ImageRejected:
-        raise
-    except FileNotFoundError as err:
-        raise ImageRejected("missing file") from err
-    except UnidentifiedImageError as err:
-        raise ImageRejected("not an image (Pillow cannot read it)") from err
-    except Image.DecompressionBombError as err:
-        raise ImageRejected(f"image too large: {err}") from err
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise ImageRejected(f"corrupt or truncated image ({err})") from err
-    return gray
-
-
-def decode_bytes(data: bytes, max_pixels: int) -> np.ndarray:
-    return decode_gray(BytesIO(data), max_pixels)
-
-
-@dataclass(frozen=True)
-class Digit:
-    """A preprocessed input: 28x28 pixels in [0, 1], white digit on black (zeros if it failed)."""
-
-    pixels: np.ndarray
-    status: str = OK
-
-
-def prepare_digit(gray: np.ndarray, preprocess: str) -> Digit:
-    try:
-        return Digit(PREPROCESSORS[preprocess](gray))
-    except ImageRejected as err:
-        return Digit(np.zeros((28, 28), np.float32), str(err))
-
-
 class UserImages(Dataset):
     """The inputs as a dataset for trainer.predict: (pixels (1, 28, 28), index) per file; decoding and
     preprocessing run in the loader (its workers, if any), the model sees whole batches."""
@@ -116,12 +64,8 @@ class UserImages(Dataset):
     def load(self, index: int) -> Digit:
         item = self.files[index]
         if item.status != OK:
-            return Digit(np.zeros((28, 28), np.float32), item.status)
-        try:
-            gray = decode_gray(item.path, self.max_pixels)
-        except ImageRejected as err:
-            return Digit(np.zeros((28, 28), np.float32), str(err))
-        return prepare_digit(gray, self.preprocess)
+            return failed(item.status)
+        return read_digit(item.path, self.preprocess, self.max_pixels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
         digit = self.load(index)

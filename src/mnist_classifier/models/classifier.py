@@ -209,12 +209,8 @@ class MNISTClassifier(L.LightningModule):
     # --- predict (predict.py) ------------------------------------------------------------------
     def pixel_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] (N, 1, 28, 28), white on black, as user images are prepared: class probabilities
-        (predict.py and the demo page)."""
+        (predict.py and serve.py, through predictor.py)."""
         return self(normalize_pixels(pixels)).float().softmax(1)
-
-    def predict_step(self, batch: tuple[torch.Tensor, list[int], list[str]], batch_idx: int) -> dict[str, Any]:
-        pixels, indices, statuses = batch
-        return {"probabilities": self.pixel_probabilities(pixels).cpu(), "indices": indices, "statuses": statuses}
 
     # --- test -------------------------------------------------------------------------------
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:

@@ -1,5 +1,5 @@
-"""An exported model.onnx, run by onnxruntime: what predict.py (model_path=...) and a deployment use, with
-no Lightning and no checkpoint. The file is data: onnxruntime runs its graph of standard operators, and a
+"""An exported model.onnx, run by onnxruntime: what predict.py and serve.py (model_path=...) use, with no
+torch, no Lightning and no checkpoint. The file is data: onnxruntime runs its graph of standard operators, and a
 file that is not such a model is refused with a clear message."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from mnist_classifier.errors import InputError
-from mnist_classifier.models.probability_model import INPUT_NAME, OUTPUT_NAMES
 
 EXPORT_EXAMPLE = "logs/export/runs/<run>/model.onnx"
+# an exported model's contract (models/probability_model.py): pixels in; probabilities and logits out
+INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
 
 
 class OnnxModel:

@@ -8,7 +8,6 @@ from torch import nn
 
 from mnist_classifier.data.in_memory import normalize_pixels
 
-INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
 CLASS_LABELS = tuple(str(digit) for digit in range(10))
 
 

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, build_model, load_checkpoint
 from mnist_classifier.errors import ConfigValueError, UserFacingError
-from mnist_classifier.models.onnx_model import OnnxModel
-from mnist_classifier.models.probability_model import CLASS_LABELS, INPUT_NAME, OUTPUT_NAMES, ProbabilityModel
+from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
+from mnist_classifier.models.probability_model import CLASS_LABELS, ProbabilityModel
 from mnist_classifier.tasks.run_checks import check_common
 from mnist_classifier.utils.atomic import write_text, write_with
 from mnist_classifier.utils.threads import limit_threads

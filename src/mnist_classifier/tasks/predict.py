@@ -1,20 +1,20 @@
-"""Prediction task: the digits in a user's own pictures, from a checkpoint (Lightning's trainer.predict)
-or from an exported ONNX model (onnxruntime, no checkpoint needed)."""
+"""Prediction task: the digits in a user's own pictures, from a checkpoint or from an exported ONNX model,
+through the one Predictor interface (predictor.py) that serve.py uses too."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 
-from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_model
 from mnist_classifier.data.mnist_style import PREPROCESSORS
 from mnist_classifier.data.user_images import UserImages, collate_digits, find_inputs
 from mnist_classifier.errors import ConfigValueError, InputError
-from mnist_classifier.models.onnx_model import OnnxModel
+from mnist_classifier.predictor import Predictor, load_predictor
 from mnist_classifier.reports.predictions import (
     GRID_IMAGES,
     make_predictions,
@@ -23,7 +23,6 @@ from mnist_classifier.reports.predictions import (
     write_preprocessed_grid,
 )
 from mnist_classifier.tasks.run_checks import check_common, check_integer
-from mnist_classifier.tasks.trainer import build_trainer
 from mnist_classifier.utils.threads import limit_threads, usable_cores
 
 AUTO_WORKERS_FROM = 1000
@@ -38,11 +37,6 @@ def check_predict_config(cfg: DictConfig) -> None:
         )
     if not isinstance(cfg.inputs, (str, ListConfig)):
         raise ConfigValueError(f"inputs must be a path, a glob or a list of them, got {cfg.inputs!r}.")
-    if bool(cfg.get("ckpt_path")) == bool(cfg.get("model_path")):
-        raise ConfigValueError(
-            f"predict.py needs exactly one model: ckpt_path={EXAMPLE_PATH} (a checkpoint written by train.py) "
-            f"or model_path=logs/export/runs/<run>/model.onnx (an exported model)."
-        )
     if cfg.preprocess not in PREPROCESSORS:
         raise ConfigValueError(
             f"preprocess must be one of {', '.join(sorted(PREPROCESSORS))}: mnist turns any picture into an "
@@ -60,40 +54,34 @@ def loader_workers(configured: int | None, inputs: int) -> int:
     return min(usable_cores(), 8) if inputs >= AUTO_WORKERS_FROM else 0
 
 
-def _probabilities(cfg: DictConfig, loader: DataLoader) -> tuple[torch.Tensor, list[str]]:
-    """Per input, in order: the class probabilities and the status of its image."""
+def _probabilities(predictor: Predictor, loader: DataLoader) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
+    """Per input, in order: the class probabilities and the status of its image; and the first GRID_IMAGES
+    preprocessed pictures for the preview grid (each picture is decoded once)."""
     statuses: list[str] = [""] * len(loader.dataset)  # type: ignore[arg-type]  # UserImages has a length
-    probabilities = torch.zeros(len(statuses), 10)
-    if cfg.get("model_path"):
-        onnx = OnnxModel(cfg.model_path)
-        for pixels, indices, batch_statuses in loader:
-            probabilities[indices] = torch.from_numpy(onnx.probabilities(pixels.numpy()))
-            for index, status in zip(indices, batch_statuses, strict=True):
-                statuses[index] = status
-        return probabilities, statuses
-    model = load_model(cfg.ckpt_path)
-    outputs = build_trainer(cfg).predict(model, dataloaders=loader) or []
-    for output in outputs:
-        assert isinstance(output, dict)
-        probabilities[output["indices"]] = output["probabilities"]
-        for index, status in zip(output["indices"], output["statuses"], strict=True):
+    probabilities = np.zeros((len(statuses), 10), np.float32)
+    shown: list[np.ndarray] = []
+    for pixels, indices, batch_statuses in loader:
+        batch = pixels.numpy()
+        probabilities[indices] = predictor.probabilities(batch)
+        for index, status in zip(indices, batch_statuses, strict=True):
             statuses[index] = status
-    return probabilities, statuses
+        shown += list(batch[: max(0, GRID_IMAGES - len(shown)), 0])
+    return probabilities, statuses, shown
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     check_predict_config(cfg)
     limit_threads(cfg.get("num_threads"))
+    predictor = load_predictor(cfg.get("ckpt_path"), cfg.get("model_path"), "predict.py", cfg.get("num_threads"))
     inputs = cfg.inputs if isinstance(cfg.inputs, str) else [str(item) for item in cfg.inputs]
     dataset = UserImages(find_inputs(inputs), cfg.preprocess, cfg.max_pixels)
     workers = loader_workers(cfg.get("num_workers"), len(dataset))
     loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=workers, collate_fn=collate_digits)
-    probabilities, statuses = _probabilities(cfg, loader)
+    probabilities, statuses, shown = _probabilities(predictor, loader)
 
-    rows = make_predictions([item.path for item in dataset.files], statuses, probabilities)
+    rows = make_predictions([item.path for item in dataset.files], statuses, torch.from_numpy(probabilities))
     output_dir = Path(cfg.paths.output_dir)
     written = write_predictions(rows, output_dir)
-    shown = [dataset.load(i).pixels for i in range(min(len(rows), GRID_IMAGES))]
     written.append(write_preprocessed_grid(shown, rows, output_dir / "preprocessed.png"))
     print_predictions(rows)
     failed = sum(row.status != "ok" for row in rows)

@@ -1,0 +1,61 @@
+"""The one interface predict.py and serve.py run a model through: `probabilities(pixels)`, float pixels in
+[0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities, numpy in and out.
+
+Two models implement it: a checkpoint, read by the safe loader (checkpoint/loader.py) and run by torch, and
+an exported model.onnx, run by onnxruntime. torch is imported only for a checkpoint, so serving an ONNX
+model needs neither torch nor Lightning.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.models.onnx_model import EXPORT_EXAMPLE, OnnxModel
+
+
+class Predictor(Protocol):
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+class CheckpointPredictor:
+    """A checkpoint's model in inference mode, on the GPU when there is one."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import torch
+
+        from mnist_classifier.checkpoint.loader import load_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = load_model(path).to(self.device)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
+            return self.model.pixel_probabilities(batch).cpu().numpy()
+
+
+def check_one_model(ckpt_path: str | None, model_path: str | None, script: str) -> None:
+    """Exactly one of a checkpoint (ckpt_path) or an exported ONNX model (model_path)."""
+    if bool(ckpt_path) == bool(model_path):
+        from mnist_classifier.checkpoint.loader import EXAMPLE_PATH  # torch, but only to say what is wrong
+
+        raise ConfigValueError(
+            f"{script} needs exactly one model: ckpt_path={EXAMPLE_PATH} (a checkpoint written by train.py) "
+            f"or model_path={EXPORT_EXAMPLE} (an exported model)."
+        )
+
+
+def load_predictor(ckpt_path: str | None, model_path: str | None, script: str, threads: int | None = None) -> Predictor:
+    check_one_model(ckpt_path, model_path, script)
+    if model_path:
+        return OnnxModel(model_path, threads)
+    assert ckpt_path is not None
+    return CheckpointPredictor(ckpt_path, threads)

@@ -1,0 +1,90 @@
+"""serve.py's task: check the config, open the port, load the model behind it, serve until SIGTERM/Ctrl-C.
+
+On SIGTERM or Ctrl-C uvicorn stops accepting, finishes the requests in flight, and the process exits 0: a
+server has nothing to resume. A model that cannot be loaded stops the server with its message (exit 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from omegaconf import DictConfig
+
+from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
+from mnist_classifier.serving.app import Limits, create_app
+from mnist_classifier.tasks.run_checks import check_common, check_integer
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's own version raises the signal again after its graceful shutdown, so the process would
+        die of it (130/143) after finishing its work; this one lets it end normally."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def _limits(cfg: DictConfig) -> Limits:
+    values = dict(cfg.get("limits") or {})
+    unknown = sorted(set(values) - set(Limits.__dataclass_fields__))
+    if unknown:
+        raise ConfigValueError(
+            f"limits.{unknown[0]} is not a limit; the limits are {', '.join(Limits.__dataclass_fields__)}."
+        )
+    for name, value in values.items():
+        if name.startswith("max_"):
+            check_integer(value, f"limits.{name}", 1)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigValueError(f"limits.{name} must be a number of seconds > 0; got {value!r}.")
+    return Limits(**values)
+
+
+def serve(cfg: DictConfig) -> dict[str, Any]:
+    check_common(cfg)
+    check_integer(cfg.get("port"), "port", 1, 65535)
+    check_one_model(cfg.get("ckpt_path"), cfg.get("model_path"), "serve.py")
+    limits = _limits(cfg)
+    port = cfg.port
+    threads = cfg.get("num_threads")
+
+    def load() -> Predictor:
+        return load_predictor(cfg.get("ckpt_path"), cfg.get("model_path"), "serve.py", threads)
+
+    load_error: list[Exception] = []
+
+    def on_load_error(err: Exception) -> None:
+        load_error.append(err)
+        server.should_exit = True
+
+    config = uvicorn.Config(
+        create_app(load, limits, on_load_error),
+        host=cfg.host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=cfg.get("shutdown_timeout_s"),
+        timeout_keep_alive=5,
+    )
+    server = _Server(config)
+    print(f"Serving on http://{cfg.host}:{port}/  (/health, POST /predict; Ctrl-C to stop)", flush=True)
+    server.run()
+    if load_error:
+        raise load_error[0]
+    log.info("stopped")
+    return {"url": f"http://{cfg.host}:{port}/"}

@@ -1,0 +1,380 @@
+"""serve.py as users and programs meet it: the JSON API, /health, upload limits (announced, chunked, slow),
+the in-flight limit, a small load test, an ONNX model served without torch, a clean shutdown, and digits
+drawn on the page in a real (headless) Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+import uvicorn
+from browser import CHROMEDRIVER, CHROMIUM, chrome
+from conftest import REPO, needs_tool
+from drawn_digits import STROKES, render
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
+from mnist_classifier.serving.app import Limits, create_app
+from mnist_classifier.serving.load_test import free_port, run_load, running_server
+from mnist_classifier.serving.server import serve as serve_task
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
+
+CANVAS = 280
+UPLOAD_LIMIT, IN_FLIGHT, UPLOAD_TIMEOUT = 1_000_000, 4, 1
+# serve.py as `python serve.py ...`, reporting at exit which of torch and Lightning it had imported
+REPORT_IMPORTS = (
+    "import atexit, runpy, sys; "
+    "atexit.register(lambda: print('imported:', [m for m in ('torch', 'lightning') if m in sys.modules], flush=True)); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def tiny_onnx(path: Path) -> Path:
+    """A model with export.py's contract (pixels in, probabilities and logits out), built without torch."""
+    weights = np.random.default_rng(0).normal(0, 0.1, (784, 10)).astype(np.float32)
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", [INPUT_NAME], ["flat"]),
+            helper.make_node("MatMul", ["flat", "weights"], [OUTPUT_NAMES[1]]),
+            helper.make_node("Softmax", [OUTPUT_NAMES[1]], [OUTPUT_NAMES[0]], axis=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, [None, 1, 28, 28])],
+        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [None, 10]) for name in OUTPUT_NAMES],
+        [onnx.numpy_helper.from_array(weights, "weights")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+def serve(*args: str, run_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python serve.py ...` in a subprocess, as a user starts it; yields its URL once /health says ready."""
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO)}
+    command = [sys.executable, "-c", REPORT_IMPORTS, str(REPO / "serve.py"), *args, f"port={port}",
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    with running_server(command, url, cwd=REPO, env=env) as process:
+        yield url, process
+
+
+@pytest.fixture(scope="module")
+def onnx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    folder = tmp_path_factory.mktemp("serve")
+    limits = [f"limits.max_upload_bytes={UPLOAD_LIMIT}", f"limits.max_in_flight={IN_FLIGHT}",
+              f"limits.upload_timeout_s={UPLOAD_TIMEOUT}"]  # fmt: skip
+    yield from serve(f"model_path={tiny_onnx(folder / 'tiny.onnx')}", *limits, run_dir=folder / "run")
+
+
+@pytest.fixture
+def url(onnx_server: tuple[str, subprocess.Popen[str]]) -> str:
+    return onnx_server[0]
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def connect(url: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))), timeout=10)
+    return sock
+
+
+def upload_head(headers: str) -> bytes:
+    return f"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n{headers}\r\n".encode()
+
+
+def status_of(sock: socket.socket) -> tuple[int, str]:
+    """The status and the whole answer read from a raw connection (the server closes it after refusing)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        data = sock.recv(65536)
+        if not data:
+            break
+        answer += data
+    return int(answer.split(b" ", 2)[1]), answer.decode("latin-1")
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_page_is_self_contained(url: str) -> None:
+    page = httpx.get(url).text
+    assert '<canvas id="pad"' in page and 'id="clear"' in page and 'id="bars"' in page
+    assert "http://" not in page and "https://" not in page, "works offline: no assets from the internet"
+
+
+def test_one_picture_as_the_body(url: str) -> None:
+    answer = httpx.post(url + "predict", content=png(render(4)), headers={"Content-Type": "image/png"})
+    assert answer.status_code == 200
+    (row,) = answer.json()["predictions"]
+    assert row["status"] == "ok" and len(row["probabilities"]) == 10 and abs(sum(row["probabilities"]) - 1) < 1e-3
+    assert row["digit"] == max(range(10), key=lambda d: row["probabilities"][d])
+    seen = httpx.post(url + "predict?image=true", content=png(render(4))).json()["predictions"][0]["image"]
+    assert seen.startswith("data:image/png;base64,"), "the page shows the 28x28 picture the model saw"
+
+
+def test_many_pictures_as_a_form_each_with_its_status(url: str) -> None:
+    files = [
+        ("a", ("four.png", png(render(4)), "image/png")),
+        ("b", ("junk.png", b"not a picture", "image/png")),
+        ("c", ("blank.png", png(Image.new("L", (280, 280), 255)), "image/png")),
+        ("d", ("bomb.png", png(Image.new("L", (5000, 5000), 255)), "image/png")),
+        (
+            "e",
+            (
+                "gray16.png",
+                png(Image.fromarray((np.asarray(render(7), np.uint16) * 200 + 8000).astype(np.uint16))),
+                "image/png",
+            ),
+        ),
+    ]
+    answer = httpx.post(url + "predict", files=files)
+    assert answer.status_code == 200
+    rows = answer.json()["predictions"]
+    assert [row["name"] for row in rows] == ["four.png", "junk.png", "blank.png", "bomb.png", "gray16.png"]
+    statuses = [row["status"] for row in rows]
+    # the status texts of predict.py's predictions.csv
+    assert statuses[:3] == ["ok", "not an image (Pillow cannot read it)", "blank image: no ink found"]
+    assert statuses[3].startswith("image too large: 5000x5000 pixels") and statuses[4] == "ok", "16-bit keeps its ink"
+    assert rows[1]["digit"] is None and rows[1]["probabilities"] is None
+
+
+def test_requests_without_a_picture_are_refused(url: str) -> None:
+    assert httpx.post(url + "predict", content=b"").status_code == 400
+    form = b'--x\r\nContent-Disposition: form-data; name="note"\r\n\r\nno file here\r\n--x--\r\n'
+    text_only = httpx.post(url + "predict", content=form, headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert text_only.status_code == 400 and "no picture" in text_only.json()["error"]
+
+
+def test_an_announced_upload_over_the_limit_is_refused_before_it_is_read(url: str) -> None:
+    with connect(url) as sock:
+        began = time.monotonic()
+        sock.sendall(upload_head("Content-Length: 200000000\r\n"))  # and not one byte of it
+        status, answer = status_of(sock)
+    assert status == 413 and "over the limit" in answer and time.monotonic() - began < 5
+
+
+def test_a_chunked_upload_is_cut_off_at_the_limit(url: str) -> None:
+    chunk = b"x" * 65536
+    sent = 0
+    with connect(url) as sock:
+        sock.sendall(upload_head("Transfer-Encoding: chunked\r\n"))
+        while sent < 50 * UPLOAD_LIMIT and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        status, _ = status_of(sock)
+    assert status == 413 and sent < 20 * UPLOAD_LIMIT, "refused at the limit (and socket buffers), not at the end"
+
+
+def test_a_slow_sender_times_out(url: str) -> None:
+    with connect(url) as sock:
+        sock.sendall(upload_head("Content-Length: 1000\r\n") + b"x" * 10)
+        began = time.monotonic()
+        status, answer = status_of(sock)
+    assert status == 408 and "upload_timeout_s" in answer
+    assert UPLOAD_TIMEOUT - 0.2 < time.monotonic() - began < UPLOAD_TIMEOUT + 5
+
+
+def test_uploads_beyond_the_in_flight_limit_get_503_with_retry_after(url: str) -> None:
+    slow = [connect(url) for _ in range(IN_FLIGHT)]
+    try:
+        for sock in slow:
+            sock.sendall(upload_head("Content-Length: 1000\r\n") + b"x" * 10)
+        time.sleep(0.3)
+        busy = httpx.post(url + "predict", content=png(render(4)))
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1" and "max_in_flight" in busy.text
+        assert httpx.get(url + "health").status_code == 200, "health is not an upload"
+    finally:
+        for sock in slow:
+            sock.close()
+    time.sleep(UPLOAD_TIMEOUT + 0.5)
+    assert httpx.post(url + "predict", content=png(render(4))).status_code == 200, "free again"
+
+
+def test_three_concurrent_200_mb_uploads_do_not_grow_memory(onnx_server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, process = onnx_server
+    before = rss_mb(process.pid)
+
+    def announced() -> None:
+        with connect(url) as sock:
+            sock.sendall(upload_head("Content-Length: 200000000\r\n"))
+            with contextlib.suppress(OSError):
+                sock.sendall(b"x" * 200_000_000)
+            assert status_of(sock)[0] == 413
+
+    def chunked() -> None:
+        block = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
+        with connect(url) as sock, contextlib.suppress(OSError):
+            sock.sendall(upload_head("Transfer-Encoding: chunked\r\n"))
+            for _ in range(200):
+                sock.sendall(block)
+
+    threads = [threading.Thread(target=send) for send in (announced, chunked) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert rss_mb(process.pid) - before < 50
+
+
+def test_a_small_load_test_answers_every_request(onnx_server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, process = onnx_server
+    result = run_load(url, png(render(3, size=28)), clients=IN_FLIGHT, requests=300, max_s=60, pid=process.pid)
+    assert result.errors == 0, result.first_error
+    assert result.requests == 300 and result.health_requests > 0 and result.server_rss_mb
+
+
+def test_health_is_503_until_the_model_is_loaded_and_warmed_up(tmp_path: Path) -> None:
+    release, calls = threading.Event(), []
+    failures: list[Exception] = []
+
+    class Recorder(OnnxModel):
+        def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+            calls.append(len(pixels))
+            return super().probabilities(pixels)
+
+    def load() -> OnnxModel:
+        release.wait(30)
+        return Recorder(tiny_onnx(tmp_path / "tiny.onnx"))
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(load, Limits(), failures.append), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        loading = httpx.get(url + "health")
+        assert loading.status_code == 503 and loading.headers["Retry-After"] == "1"
+        assert httpx.post(url + "predict", content=png(render(4))).status_code == 503
+        release.set()
+        deadline = time.monotonic() + 30
+        while httpx.get(url + "health").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert calls == [1] and not failures, "the warm-up prediction ran before /health said ready"
+        assert httpx.post(url + "predict", content=png(render(4))).json()["predictions"][0]["status"] == "ok"
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_an_onnx_model_is_served_without_torch_and_stops_cleanly(tmp_path: Path) -> None:
+    began = time.monotonic()
+    for url, process in serve(f"model_path={tiny_onnx(tmp_path / 'tiny.onnx')}", run_dir=tmp_path / "run"):
+        ready_s = time.monotonic() - began
+        assert httpx.post(url + "predict", content=png(render(2))).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+        assert process.returncode == 0, output
+    assert "imported: []" in output, "neither torch nor Lightning"
+    assert "Run it again" not in output and "Interrupted" not in output and "Traceback" not in output
+    assert ready_s < 10, f"ready in {ready_s:.1f} s"  # about 2 s on 2 idle cores; the test machine is shared
+
+
+def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -> None:
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    env = {**os.environ, "PROJECT_ROOT": str(REPO)}
+    command = [sys.executable, str(REPO / "serve.py"), f"model_path={tmp_path / 'junk.onnx'}", f"port={free_port()}",
+               f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    result = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "cannot be loaded by onnxruntime" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "serve.py needs exactly one model"),
+        ({"limits": {"max_batch": 0}}, "limits.max_batch must be a whole number >= 1"),
+        ({"limits": {"upload_timeout_s": -1}}, "limits.upload_timeout_s must be a number of seconds > 0"),
+        ({"limits": {"max_uploads": 3}}, "limits.max_uploads is not a limit"),
+        ({"port": 70000}, "port must be a whole number from 1 to 65535"),
+    ],
+)
+def test_bad_values_are_refused_before_the_port_opens(values: dict, message: str) -> None:
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "configs" / "serve.yaml"), {"model_path": "m.onnx"}, values)
+    if not values:
+        cfg.model_path = None
+    assert isinstance(cfg, DictConfig)
+    with pytest.raises(ConfigValueError, match=re.escape(message)):
+        serve_task(cfg)
+
+
+def draw(driver: WebDriver, canvas: WebElement, digit: int) -> None:
+    """The digit's strokes as real pointer events: press, move in small steps, release."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    for stroke in STROKES[digit]:
+        points = [(round((x - 0.5) * CANVAS), round((y - 0.5) * CANVAS)) for x, y in stroke]
+        actions = ActionChains(driver, duration=5)
+        actions.move_to_element_with_offset(canvas, *points[0]).click_and_hold()
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            steps = max(1, round(max(abs(x1 - x0), abs(y1 - y0)) / 8))
+            for step in range(1, steps + 1):
+                dx = round(x0 + (x1 - x0) * step / steps) - round(x0 + (x1 - x0) * (step - 1) / steps)
+                dy = round(y0 + (y1 - y0) * step / steps) - round(y0 + (y1 - y0) * (step - 1) / steps)
+                actions.move_by_offset(dx, dy)
+        actions.release().perform()
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.xdist_group("default_cnn")
+def test_digits_drawn_in_a_real_browser_are_recognised(default_cnn_checkpoint: Path, tmp_path: Path) -> None:
+    needs_tool(CHROMIUM, "Chromium")
+    needs_tool(CHROMEDRIVER, "ChromeDriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for url, _ in serve(f"ckpt_path={default_cnn_checkpoint}", run_dir=tmp_path / "run"):
+        driver = chrome()
+        try:
+            driver.get(url)
+            canvas, prediction = driver.find_element(By.ID, "pad"), driver.find_element(By.ID, "prediction")
+            read: dict[int, str] = {}
+            for digit in (2, 3, 4, 7, 8):
+                driver.find_element(By.ID, "clear").click()
+                draw(driver, canvas, digit)
+                # the page asks again after the pen lifts; the answer to that last request is the one to read
+                time.sleep(0.5)
+                WebDriverWait(driver, 20).until(lambda d: d.execute_script("return !pending && !dirty"))
+                read[digit] = prediction.text
+                driver.save_screenshot(str(tmp_path / f"demo_{digit}.png"))
+            bars = [float(b.text.rstrip("%")) for b in driver.find_elements(By.CSS_SELECTOR, ".bar .pct")]
+        finally:
+            driver.quit()
+    assert len(bars) == 10 and abs(sum(bars) - 100) < 1
+    assert (tmp_path / "demo_8.png").stat().st_size > 10_000, "a screenshot of the page"
+    correct = [digit for digit, text in read.items() if text == str(digit)]
+    assert len(correct) >= 4, f"read {read}"
