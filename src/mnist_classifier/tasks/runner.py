@@ -57,7 +57,7 @@ def user_error_message(err: BaseException) -> str | None:
     if message is not None:
         return message
     fault = disk_fault(err)
-    return None if fault is None else disk_fault_message(fault.filename or "the run dir", fault)
+    return None if fault is None else disk_fault_message(fault.filename or "a file of this run", fault)
 
 
 def _config_message(err: BaseException) -> str | None:
