@@ -39,7 +39,7 @@ FILES = {"checkpoint": "last.ckpt", "metrics": "metrics.json", "report": "classi
          "predictions": "predictions.csv", "export": "model.pt"}  # fmt: skip
 
 
-def _kill_before_rename(fd: int) -> None:
+def _kill_before_rename(fd: object) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
