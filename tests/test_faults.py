@@ -86,7 +86,7 @@ def test_disk_full_is_exit_2_and_keeps_every_previous_file(tmp_path: Path) -> No
     exits, messages = write_under_fault(tmp_path, "full")
     assert exits == EVERY_KIND_EXITS
     for name in FILES.values():
-        wanted = f"Error: Could not write {tmp_path / name}: the file is larger than this system allows"
+        wanted = f"Error: Could not write {tmp_path / name}: the file is over the file size limit"
         assert any(m.startswith(wanted) and "is intact" in m for m in messages), (name, messages)
     assert_previous_files_intact(tmp_path)
 

@@ -2,8 +2,8 @@
 
 Exit codes (documented in the README): 0 done; 1 a bug (with its traceback), a grid sweep in which a
 job failed, or a prediction in which some inputs could not be read; 2 bad input (config value, path,
-file, checkpoint), the message alone; 130 / 143 interrupted by SIGINT / SIGTERM, after saving what can be
-resumed.
+file, checkpoint, a full disk or unwritable folder, a diverged run), the message alone; 130 / 143
+interrupted by SIGINT / SIGTERM, after saving what can be resumed.
 """
 
 from __future__ import annotations

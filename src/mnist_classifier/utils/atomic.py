@@ -17,10 +17,10 @@ from mnist_classifier.errors import DiskWriteError
 _DISK_FAULTS = {
     errno.ENOSPC: "the disk is full",
     errno.EDQUOT: "the disk quota is used up",
-    errno.EFBIG: "the file is larger than this system allows (file size limit)",
+    errno.EFBIG: "the file is over the file size limit",
     errno.EROFS: "the folder is on a read-only file system",
-    errno.EACCES: "the folder is not writable (permission denied)",
-    errno.EPERM: "the folder is not writable (operation not permitted)",
+    errno.EACCES: "the folder is not writable",
+    errno.EPERM: "the folder is not writable",
     errno.EIO: "the disk reported an I/O error",
 }
 
