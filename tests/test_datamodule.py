@@ -101,6 +101,8 @@ def test_unpacked_files_work_without_download(tmp_path: Path) -> None:
     ("kwargs", "key"),
     [
         ({"batch_size": 0}, "data.batch_size"),
+        ({"batch_size": 1_000_000}, "data.batch_size=1000000 is larger than the training set"),
+        ({"eval_batch_size": 10_001}, "data.eval_batch_size=10001 is larger than the test set"),
         ({"eval_batch_size": -1}, "data.eval_batch_size"),
         ({"num_workers": -2}, "data.num_workers"),
         ({"val_size": 60_000}, "data.val_size"),
@@ -129,6 +131,27 @@ def test_missing_files_and_failed_download_give_one_clear_error(
     assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
     assert all(f"{name}.gz" in message for name in MNIST_FILES)
     assert "data.data_dir" in message
+
+
+def test_batch_larger_than_the_training_file(synthetic_data_dir: Path) -> None:
+    with pytest.raises(
+        ConfigValueError, match=rf"data\.batch_size={SYNTHETIC_TRAIN - 50} is larger than the training set"
+    ):
+        make_datamodule(synthetic_data_dir, val_size=100, batch_size=SYNTHETIC_TRAIN - 50)
+
+
+def test_failed_download_leaves_no_folder_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo'd data_dir is not created: the folders made for the download go when it fails."""
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataNotFoundError):
+        MNISTDataModule(data_dir=str(tmp_path / "typo" / "data")).prepare_data()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "passwd").write_text("root:x:0:0\n")
+    with pytest.raises(DataNotFoundError, match=r"passwd is a file, not a folder\. Point data\.data_dir at a"):
+        MNISTDataModule(data_dir=str(tmp_path / "passwd")).prepare_data()
 
 
 def test_missing_files_without_download(tmp_path: Path) -> None:

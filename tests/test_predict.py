@@ -13,9 +13,11 @@ from conftest import assert_ok, quick_checkpoint, run_cli
 from drawn_digits import render, write_drawn_digits
 from PIL import Image, ImageDraw
 
+from mnist_classifier.data import user_images
 from mnist_classifier.data.mnist_style import BlankImageError, center_in_field, find_ink, mnist_style
 from mnist_classifier.data.pictures import decode_gray
 from mnist_classifier.data.user_images import find_inputs
+from mnist_classifier.reports.predictions import Prediction, print_predictions, write_predictions
 from mnist_classifier.tasks.metrics_file import read_metrics
 
 
@@ -221,3 +223,30 @@ def test_default_cnn_reads_photo_like_and_hand_drawn_digits(
     drawn_correct = sum(int(r["prediction"]) == truth[r["file"]] for r in rows if "drawn_" in r["file"])
     assert correct / len(rows) >= 0.97, f"{correct} of {len(rows)} correct"
     assert drawn_correct >= 9, f"{drawn_correct} of 10 hand-drawn digits"
+
+
+def test_glob_through_link_loops_finds_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/1.png", "d/sub/2.png", "d/sub/3.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "d" / "a").symlink_to(".")  # two loops: following links would never end
+    (tmp_path / "d" / "sub" / "b").symlink_to("..")
+    found = find_inputs([str(tmp_path / "d" / "**" / "*.png"), str(tmp_path / "d" / "*" / "*.png")])
+    assert sorted(Path(f.path).name for f in found) == ["1.png", "2.png", "3.png"]
+    assert all(f.status == "ok" for f in found)
+    monkeypatch.setattr(user_images, "MAX_GLOB_FILES", 2)
+    cut = find_inputs(str(tmp_path / "d" / "**" / "*.png"))
+    assert [f.status for f in cut] == ["ok", "ok", "pattern stopped after 2 files: narrow it"]
+
+
+def test_names_are_printed_escaped_and_csv_rows_are_whole(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    names = ["\x1b[31mred.png", "[bold red]markup.png", "new\nline.png"]
+    rows = [Prediction(names[0], 3, 0.9, "ok", [0.1] * 10), *(Prediction(n, None, None, "blank") for n in names[1:])]
+    print_predictions(rows)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mred.png" in out
+    assert "[bold red]markup.png" in out and "new\\nline.png" in out
+    write_predictions(rows, tmp_path)
+    with (tmp_path / "predictions.csv").open(newline="") as file:
+        table = list(csv.reader(file))
+    assert [len(row) for row in table] == [14] * 4 and [row[0] for row in table[1:]] == names

@@ -18,7 +18,7 @@ import torch
 from conftest import QUIET, REPO, assert_ok, run_cli
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
-from mnist_classifier.errors import CheckpointError
+from mnist_classifier.errors import DiskWriteError
 from mnist_classifier.tasks.metrics_file import read_metrics, write_metrics
 
 # 500 synthetic training images in batches of 50: 10 steps an epoch. Dropout and the dense recipe's batch
@@ -238,7 +238,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, mo
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(CheckpointError, match=r"the disk is full\. The previous last\.ckpt is intact"):
+    with pytest.raises(DiskWriteError, match=r"disk is full \(No space left on device\)\. The previous last\.ckpt is"):
         SafeCheckpointIO().save_checkpoint({"step": 2}, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"], "no temp file left behind"

@@ -140,6 +140,16 @@ def test_weights_that_do_not_fit_the_stored_network_are_refused(real_checkpoint:
         load_model(tmp_path / "huge.ckpt")
 
 
+def test_weights_holding_nan_or_inf_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
+    """eval/predict/export say a diverged run's checkpoint predicts nonsense instead of reporting chance."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    name = next(key for key in checkpoint["state_dict"] if key.endswith("weight"))
+    checkpoint["state_dict"][name].view(-1)[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    torch.save(checkpoint, tmp_path / "nan.ckpt")
+    with pytest.raises(CheckpointError, match=rf"3 of its weights are NaN or infinite \(in {name} \(3\)\)"):
+        load_model(tmp_path / "nan.ckpt")
+
+
 def test_pickled_code_is_refused(tmp_path: Path) -> None:
     """weights_only=True: a pickle that would call a function is not unpickled."""
 

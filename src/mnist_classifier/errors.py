@@ -18,8 +18,14 @@ class CheckpointError(UserFacingError):
 
 
 class TrainingDivergedError(UserFacingError):
-    """The training loss became NaN/inf; a sweep records the trial as failed."""
+    """The training loss stopped being a sensible number (NaN/inf, exploded, or chance accuracy after
+    training); a sweep records the trial as failed."""
 
 
 class InputError(UserFacingError):
     """An input file a task was given (pictures to predict, an exported model) cannot be used."""
+
+
+class DiskWriteError(UserFacingError, OSError):
+    """A file could not be written (disk full, file too large, read-only or not writable folder); the
+    previous version of the file is intact."""

@@ -83,12 +83,30 @@ def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], p
         )
 
 
+def _check_weights_finite(state_dict: dict[str, Any], path: str) -> None:
+    """Weights that hold NaN/inf (a diverged run's) predict nonsense: say so rather than report it."""
+    bad = {
+        name: int((~torch.isfinite(t)).sum())
+        for name, t in state_dict.items()
+        if name.startswith("net.") and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    }
+    if bad:
+        total = sum(bad.values())
+        where = ", ".join(f"{name} ({count})" for name, count in list(bad.items())[:3])
+        raise CheckpointError(
+            f"ckpt_path={path}: {total} of its weights are NaN or infinite (in {where}), so every prediction "
+            f"would be nonsense; it comes from a run that diverged. Pass a checkpoint saved before the loss "
+            f"went bad, or train again with a lower model.optimizer.lr."
+        )
+
+
 def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier:
     """The trained MNISTClassifier of a checked checkpoint, whichever network and recipe trained it."""
     from mnist_classifier.models.classifier import MNISTClassifier
 
     hyperparameters = checkpoint["hyper_parameters"]
     _check_weights_fit(hyperparameters["net"], checkpoint["state_dict"], str(path))
+    _check_weights_finite(checkpoint["state_dict"], str(path))
     try:
         model = MNISTClassifier(**hyperparameters)
         model.load_state_dict(checkpoint["state_dict"])

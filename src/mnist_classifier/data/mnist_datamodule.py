@@ -17,6 +17,7 @@ from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.utils.plain import to_plain
 
 OFFICIAL_TRAIN_SIZE = 60_000
+OFFICIAL_TEST_SIZE = 10_000
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -58,6 +59,17 @@ class MNISTDataModule(L.LightningDataModule):
                 f"data.val_size must be an integer in [1, {OFFICIAL_TRAIN_SIZE - 1}] (images taken "
                 f"from the official 60k training file for validation), got {val_size!r}."
             )
+        if batch_size > OFFICIAL_TRAIN_SIZE - val_size:
+            raise ConfigValueError(
+                f"data.batch_size={batch_size} is larger than the training set ({OFFICIAL_TRAIN_SIZE - val_size} "
+                f"images once data.val_size={val_size} are kept for validation): one batch would be the "
+                f"whole set at best. Use a batch a fraction of it, e.g. data.batch_size=128."
+            )
+        if eval_batch_size > OFFICIAL_TEST_SIZE:
+            raise ConfigValueError(
+                f"data.eval_batch_size={eval_batch_size} is larger than the test set ({OFFICIAL_TEST_SIZE} "
+                f"images): use at most {OFFICIAL_TEST_SIZE}, e.g. data.eval_batch_size=1000."
+            )
         if on_device and num_workers > 0:
             raise ConfigValueError(
                 "data.on_device=true keeps the images on the GPU, where loader worker processes "
@@ -96,6 +108,12 @@ class MNISTDataModule(L.LightningDataModule):
                 len(labels), generator=torch.Generator().manual_seed(self.split_seed)
             )
             train_idx, val_idx = order[: -self.val_size], order[-self.val_size :]
+            if self.batch_size > len(train_idx):
+                raise ConfigValueError(
+                    f"data.batch_size={self.batch_size} is larger than the training set: the training file "
+                    f"in {self.data_dir} leaves {len(train_idx)} images after data.val_size={self.val_size}. "
+                    f"Use a smaller data.batch_size."
+                )
             self.data_train = InMemoryMNIST(images[train_idx], labels[train_idx]).to(device)
             self.data_val = InMemoryMNIST(images[val_idx], labels[val_idx]).to(device)
         if stage in (None, "test", "predict") and self.data_test is None:

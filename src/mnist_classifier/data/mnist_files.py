@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -32,16 +33,35 @@ def _missing_message(data_dir: str | Path, reason: str) -> str:
     )
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (what a download would create)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
 def ensure_mnist(data_dir: str | Path) -> None:
-    """Verify (md5) and unpack the .gz files, downloading only what is missing."""
+    """Verify (md5) and unpack the .gz files, downloading only what is missing. Folders made for a
+    download that then fails are removed again: a typo'd data_dir leaves nothing behind."""
     from torchvision.datasets import MNIST
 
     root = Path(data_dir).expanduser()
+    not_a_folder = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+    if not_a_folder is not None:
+        raise DataNotFoundError(
+            f"data.data_dir={data_dir} cannot hold MNIST: {not_a_folder} is a file, not a folder. Point "
+            f"data.data_dir at a folder (its MNIST/raw/ holds the four files), e.g. data.data_dir=data."
+        )
+    created = _first_missing(raw_folder(root))
     try:
-        root.mkdir(parents=True, exist_ok=True)
         for train in (True, False):
             MNIST(str(root), train=train, download=True)
     except (RuntimeError, OSError) as err:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise DataNotFoundError(_missing_message(root, f"download failed: {err}")) from err
 
 

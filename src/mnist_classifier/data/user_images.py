@@ -7,6 +7,8 @@ Every input gives a row: a file that cannot be read gets a status that says why,
 from __future__ import annotations
 
 import glob
+import itertools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from mnist_classifier.data.mnist_style import PREPROCESSORS
 from mnist_classifier.data.pictures import OK, Digit, failed, read_digit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_GLOB_FILES = 100_000  # a glob matching more is cut short, with a row that says so
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class InputFile:
 
 def find_inputs(inputs: str | Sequence[str]) -> list[InputFile]:
     """Files from a file, a folder (recursively, image files only), a glob, or a list of those; in the
-    order given, folders and globs sorted. A path that matches nothing gives a row that says so."""
+    order given, folders and globs sorted, each file once (however many paths or links reach it). A path
+    that matches nothing gives a row that says so."""
     found: list[InputFile] = []
     for item in [inputs] if isinstance(inputs, str) else list(inputs):
         path = Path(str(item)).expanduser()
@@ -40,11 +44,37 @@ def find_inputs(inputs: str | Sequence[str]) -> list[InputFile]:
         elif path.is_file():
             found.append(InputFile(str(path)))
         elif glob.has_magic(str(item)):
-            matches = sorted(p for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-            found += [InputFile(p) for p in matches] or [InputFile(str(item), "no files match this pattern")]
+            found += _glob_inputs(path) or [InputFile(str(item), "no files match this pattern")]
         else:
             found.append(InputFile(str(path), "missing file"))
-    return found
+    return _each_file_once(found)
+
+
+def _glob_inputs(pattern: Path) -> list[InputFile]:
+    """pathlib's glob: `**` does not descend into linked folders, so a link loop (`a -> .`) is walked
+    once. At most MAX_GLOB_FILES files; a row says where the pattern was cut short."""
+    parts = pattern.parts
+    first_magic = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:first_magic]) if first_magic else Path()
+    matches = (p for p in root.glob(str(Path(*parts[first_magic:]))) if p.is_file())
+    files = sorted(itertools.islice(matches, MAX_GLOB_FILES + 1))
+    rows = [InputFile(str(p)) for p in files[:MAX_GLOB_FILES]]
+    if len(files) > MAX_GLOB_FILES:
+        rows.append(InputFile(str(pattern), f"pattern stopped after {MAX_GLOB_FILES} files: narrow it"))
+    return rows
+
+
+def _each_file_once(found: list[InputFile]) -> list[InputFile]:
+    """The first row of each file; paths through links to the same file are dropped."""
+    seen: set[Path] = set()
+    once = []
+    for item in found:
+        real = Path(os.path.realpath(item.path))
+        if item.status == OK and real in seen:
+            continue
+        seen.add(real)
+        once.append(item)
+    return once
 
 
 class UserImages(Dataset):

@@ -7,7 +7,6 @@ loads with torch's `weights_only=True` and rebuilds its own network, whichever m
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +26,8 @@ from mnist_classifier.checkpoint.run_state import (
     training_progress,
 )
 from mnist_classifier.data.in_memory import normalize_pixels
-from mnist_classifier.errors import CheckpointError, ConfigValueError, TrainingDivergedError
+from mnist_classifier.errors import CheckpointError, ConfigValueError
+from mnist_classifier.models.divergence import check_epoch_loss, check_final_accuracy
 from mnist_classifier.utils.fast_path import wants_channels_last
 from mnist_classifier.utils.plain import to_plain
 
@@ -109,6 +109,8 @@ class MNISTClassifier(L.LightningModule):
         self.history: list[dict[str, float | int | None]] = []
         self._schedule_steps: int | None = None  # the run length a whole-run schedule was built for
         self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, applied when training starts
+        self._first_loss: float | None = None  # this run's first training step's loss (models/divergence.py)
+        self._last_train_acc: float | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -152,6 +154,8 @@ class MNISTClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, scores, labels = self._step(batch)
         detached = loss.detach()
+        if self._first_loss is None:  # the reference a diverged loss is measured against
+            self._first_loss = float(detached)
         self.train_loss.update(detached, weight=labels.numel())
         self.train_acc.update(scores.detach(), labels)
         if self._is_logging_step():
@@ -173,13 +177,16 @@ class MNISTClassifier(L.LightningModule):
             self._record_epoch(val_loss=None, val_acc=None)
         self.train_loss.reset()
         self.train_acc.reset()
-        if not math.isfinite(float(train_loss)):
-            lr = self.optimizer_config.get("lr")
-            raise TrainingDivergedError(
-                f"Training diverged: the mean training loss of epoch {self.current_epoch} is "
-                f"{float(train_loss)}. Lower model.optimizer.lr (now {lr}) or add gradient clipping "
-                f"(trainer.gradient_clip_val=1.0)."
-            )
+        self._last_train_acc = float(train_acc)
+        lr = self.optimizer_config.get("lr")
+        check_epoch_loss(self.current_epoch, float(train_loss), self._first_loss, NUM_CLASSES, lr)
+
+    def on_train_end(self) -> None:
+        last = self.history[-1] if self.history else {}
+        val_acc = last.get("val/acc")
+        accuracy, which = (val_acc, "validation") if val_acc is not None else (self._last_train_acc, "training")
+        lr = self.optimizer_config.get("lr")
+        check_final_accuracy(self.trainer.global_step, accuracy, which, NUM_CLASSES, lr)
 
     # --- validation -------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

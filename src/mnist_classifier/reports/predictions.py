@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mnist_classifier.data.in_memory import normalize_pixels
 from mnist_classifier.reports import figures
@@ -56,7 +57,8 @@ def write_predictions(rows: Sequence[Prediction], output_dir: Path) -> list[Path
         for row in rows:
             confidence = "" if row.confidence is None else f"{row.confidence:.6f}"
             prediction = "" if row.prediction is None else row.prediction
-            writer.writerow([row.file, prediction, confidence, row.status, *row.probabilities])
+            probabilities: list[float | str] = [*row.probabilities] or [""] * NUM_CLASSES  # every column, always
+            writer.writerow([row.file, prediction, confidence, row.status, *probabilities])
     write_text(json_path, json.dumps([asdict(row) for row in rows], indent=1) + "\n")
     return [csv_path, json_path]
 
@@ -65,13 +67,19 @@ def write_preprocessed_grid(pixels: Sequence[np.ndarray], rows: Sequence[Predict
     """The first images as the model saw them (28x28, white on black), captioned with the prediction."""
     shown = list(zip(pixels, rows[: len(pixels)], strict=True))[:GRID_IMAGES]
     images = normalize_pixels(torch.from_numpy(np.stack([p for p, _ in shown]))[:, None])
-    captions = [
-        f"{Path(r.file).name[:10]}: {r.prediction}" if r.status == "ok" else f"{Path(r.file).name[:10]}: -"
-        for _, r in shown
+    captions = [  # a `$` would start matplotlib's mathtext
+        f"{shown_name(r.file)[:10]}: {r.prediction if r.status == 'ok' else '-'}".replace("$", r"\$") for _, r in shown
     ]
     wrong = [r.status != "ok" for _, r in shown]
     figures.save_png(figures.quick_digit_grid(images, captions, wrong, columns=10), path)
     return path
+
+
+def shown_name(path: str) -> str:
+    """A file's name as printed: control characters (terminal escape sequences, newlines) made visible
+    as Python escapes, so a name cannot colour the terminal or split a row."""
+    name = Path(path).name
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
 
 
 def print_predictions(rows: Sequence[Prediction]) -> None:
@@ -83,7 +91,7 @@ def print_predictions(rows: Sequence[Prediction]) -> None:
         top3 = ", ".join(f"{c} {100 * p:.0f}%" for c, p in row.top3) if ok else ""
         confidence = f"{100 * row.confidence:.1f}%" if row.confidence is not None else ""
         table.add_row(
-            Path(row.file).name,
+            Text(shown_name(row.file)),  # Text: never read as Rich markup (`[bold]x.png`)
             str(row.prediction) if ok else "-",
             confidence,
             top3,

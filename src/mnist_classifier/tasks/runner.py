@@ -2,8 +2,8 @@
 
 Exit codes (documented in the README): 0 done; 1 a bug (with its traceback), a grid sweep in which a
 job failed, or a prediction in which some inputs could not be read; 2 bad input (config value, path,
-file, checkpoint), the message alone; 130 / 143 interrupted by SIGINT / SIGTERM, after saving what can be
-resumed.
+file, checkpoint, a full disk or unwritable folder, a diverged run), the message alone; 130 / 143
+interrupted by SIGINT / SIGTERM, after saving what can be resumed.
 """
 
 from __future__ import annotations
@@ -18,17 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import (
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from mnist_classifier.console.config_tree import print_config_tree
 from mnist_classifier.console.results import print_results
 from mnist_classifier.errors import UserFacingError
 from mnist_classifier.tasks.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.tasks.metrics_file import write_metrics
+from mnist_classifier.utils.atomic import disk_fault, disk_fault_message
 
 log = logging.getLogger(__name__)
 EXIT_PARTIAL, EXIT_BAD_INPUT = 1, 2
@@ -47,9 +53,57 @@ def user_error_message(err: BaseException) -> str | None:
         return str(cause)
     if isinstance(err, InstantiationException):
         return _instantiation_message(err, cause)
+    message = _config_message(err)
+    if message is not None:
+        return message
+    fault = disk_fault(err)
+    return None if fault is None else disk_fault_message(fault.filename or "a file of this run", fault)
+
+
+def _config_message(err: BaseException) -> str | None:
+    """Errors found while composing the config (Hydra raises them before the task starts) or reading it."""
+    if isinstance(err, MissingConfigException):
+        return _missing_config_message(err)
+    if isinstance(err, ConfigCompositionException):
+        return _composition_message(err)
+    if isinstance(err, OverrideParseException):
+        return (
+            f"Cannot read the command line override: {' '.join(str(err).split())}. Write overrides as "
+            f"key=value; quote values with brackets, spaces or $ for the shell, e.g. 'data.data_dir=\"my dir\"'."
+        )
+    if isinstance(err, InterpolationResolutionError):
+        where = f" (in `{err.full_key}`)" if err.full_key else ""
+        return (
+            f"{str(err).splitlines()[0].rstrip('.')}{where}. Check the ${{...}} references in "
+            f"that value: each must name a config key or a resolver such as ${{now:...}} or ${{oc.env:...}}."
+        )
     if isinstance(err, (UserFacingError, OmegaConfBaseException)):
         return " ".join(str(err).split())
     return None
+
+
+def _missing_config_message(err: MissingConfigException) -> str:
+    """`model=cnnn`: the group, what was asked and the options there are."""
+    missing = err.missing_cfg_file or ""
+    group, _, name = missing.rpartition("/")
+    if err.options and group:
+        options = ", ".join(err.options)
+        return (
+            f"There is no `{group}={name}`: the config group `{group}` has {options}. "
+            f"Choose one of them, e.g. `{group}={err.options[0]}` (configs/{group}/ holds them)."
+        )
+    return f"{str(err).split(chr(10))[0]}. Check the config name and the config groups under configs/."
+
+
+def _composition_message(err: ConfigCompositionException) -> str:
+    """`model.foo=1`: Hydra's reason, the library's detail, and how to list the keys there are."""
+    reason, _, hint = str(err).partition("\n")
+    detail = f" ({str(err.__cause__).splitlines()[0].rstrip('.')})" if err.__cause__ else ""
+    hint = f" {' '.join(hint.split()).rstrip('.')}." if hint else ""
+    return (
+        f"{reason.rstrip('.')}{detail}.{hint} Check the spelling against the keys the config has: "
+        f"`python {Path(sys.argv[0]).name} --cfg job` prints them."
+    )
 
 
 def _instantiation_message(err: InstantiationException, cause: BaseException | None) -> str:

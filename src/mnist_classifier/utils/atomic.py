@@ -4,28 +4,72 @@ a full disk never leaves a half-written file and never destroys the previous ver
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from mnist_classifier.errors import DiskWriteError
+
+# Faults of the disk or the folder, not of the program: the user fixes them (exit 2).
+_DISK_FAULTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file is over the file size limit",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "the folder is not writable",
+    errno.EPERM: "the folder is not writable",
+    errno.EIO: "the disk reported an I/O error",
+}
+
+
+def disk_fault(err: BaseException) -> OSError | None:
+    """The disk fault behind `err`, if any. Writers wrap it: torch's zip writer raises
+    `RuntimeError: [enforce fail ...] unexpected pos` with the OSError as its context."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in _DISK_FAULTS:
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def disk_fault_message(path: str | Path, fault: OSError, then: str = "run again") -> str:
+    """One paragraph: which file, why, that the previous one is intact, and what to do."""
+    target = Path(path)
+    kept = f" The previous {target.name} is intact." if target.is_file() else ""
+    reason = _DISK_FAULTS.get(fault.errno or 0, "the disk or folder refused the write")
+    return (
+        f"Could not write {target}: {reason} ({fault.strerror}).{kept} Free some space or make the folder "
+        f"writable (or point paths.log_dir / hydra.run.dir at a disk with room), then {then}."
+    )
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Write to the yielded file; `path` is replaced only if the block finishes without error."""
+    """Write to the yielded file; `path` is replaced only if the block finishes without error. A disk
+    fault (full, read-only, not writable) is a DiskWriteError that says so."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp_name: str | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, mode) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         Path(tmp_name).replace(target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    except BaseException as err:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        fault = disk_fault(err)
+        if fault is None or isinstance(err, DiskWriteError):
+            raise
+        raise DiskWriteError(disk_fault_message(target, fault)) from err
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -1,0 +1,107 @@
+"""Faults a stranger meets: Hydra's own errors, a full disk, a read-only folder, a kill mid-write. Each is
+one paragraph and exit 2 (bad input, the disk included), and no file is ever half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+from fault_writer import FILES
+
+HYDRA_ERRORS = {
+    "model=cnnn": "There is no `model=cnnn`: the config group `model` has cnn, dense. Choose one of them",
+    "model.foo=1": "Could not override 'model.foo' (Key 'foo' is not in struct). To append to your config use "
+    "+model.foo=1.",
+    "hydra.run.dir=${nope}": "Interpolation key 'nope' not found (in `hydra.run.dir`).",
+}
+
+
+@pytest.mark.parametrize("override", list(HYDRA_ERRORS))
+def test_hydra_composition_error_is_one_paragraph_and_exit_2(override: str, tmp_path: Path) -> None:
+    result = run_cli("train.py", f"hydra.run.dir={tmp_path}", override)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == result.stderr.strip(), "one paragraph, nothing else"
+    assert HYDRA_ERRORS[override] in result.stderr
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder holding a previous file for each kind that nothing can write into: a read-only tmpfs for
+    root (whom permissions do not stop), a folder without write permission for anyone else."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        write_previous_files(folder)
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)]
+    if subprocess.run(mount, check=False, capture_output=True).returncode != 0:
+        pytest.skip("root without the right to mount a tmpfs: no way to make a read-only folder")
+    try:
+        write_previous_files(folder)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def write_previous_files(folder: Path) -> None:
+    for name in FILES.values():
+        (folder / name).write_bytes(PREVIOUS)
+
+
+def write_under_fault(folder: Path, fault: str) -> tuple[dict[str, int], list[str]]:
+    """How writing each kind of file into `folder` ended, and the messages printed (tests/fault_writer.py)."""
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "fault_writer.py"), str(folder), fault],
+                            check=False, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path},
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    return json.loads(result.stdout), [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+
+
+PREVIOUS = b"the previous version\n"
+EVERY_KIND_EXITS = dict.fromkeys(FILES, 2)
+
+
+def assert_previous_files_intact(folder: Path) -> None:
+    for name in FILES.values():
+        assert (folder / name).read_bytes() == PREVIOUS, f"{name}: the previous file is intact"
+    assert all(p.name in FILES.values() or p.name.endswith(".tmp") for p in folder.iterdir()), "no half file"
+
+
+def test_disk_full_is_exit_2_and_keeps_every_previous_file(tmp_path: Path) -> None:
+    write_previous_files(tmp_path)
+    exits, messages = write_under_fault(tmp_path, "full")
+    assert exits == EVERY_KIND_EXITS
+    for name in FILES.values():
+        wanted = f"Error: Could not write {tmp_path / name}: the file is over the file size limit"
+        assert any(m.startswith(wanted) and "is intact" in m for m in messages), (name, messages)
+    assert_previous_files_intact(tmp_path)
+
+
+def test_killed_mid_write_keeps_every_previous_file(tmp_path: Path) -> None:
+    write_previous_files(tmp_path)
+    exits, _ = write_under_fault(tmp_path, "killed")
+    assert exits == dict.fromkeys(FILES, -signal.SIGKILL)
+    assert_previous_files_intact(tmp_path)
+
+
+def test_read_only_folder_is_exit_2_and_keeps_every_previous_file(read_only_dir: Path) -> None:
+    exits, messages = write_under_fault(read_only_dir, "none")
+    assert exits == EVERY_KIND_EXITS
+    for name in FILES.values():
+        wanted = f"Error: Could not write {read_only_dir / name}: the folder is"
+        assert any(m.startswith(wanted) for m in messages), (name, messages)
+    assert_previous_files_intact(read_only_dir)
