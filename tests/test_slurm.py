@@ -26,7 +26,8 @@ def cluster() -> None:
     needs_tool("/usr/bin/sbatch", "SLURM (slurm-wlm, started by .ci/slurm_up.sh)")
     states = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, check=False)
     if not re.search(r"^(idle|mix|alloc)", states.stdout, re.MULTILINE):
-        message = f"no SLURM node takes jobs (sinfo: {states.stdout.strip() or states.stderr.strip()}): bash .ci/slurm_up.sh"
+        seen = states.stdout.strip() or states.stderr.strip()
+        message = f"no SLURM node takes jobs (sinfo: {seen}): start the cluster with bash .ci/slurm_up.sh"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -39,8 +40,10 @@ def job_env() -> dict[str, str]:
 def submit(tmp_path: Path, sbatch: list[str], command: str, *flags: str) -> str:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\n" + "".join(f"#SBATCH {line}\n" for line in sbatch) + f"srun {command}\n")
-    submitted = subprocess.run(["sbatch", "--parsable", f"--output={tmp_path}/slurm-%j.out", "--open-mode=append",
-                                *flags, str(script)], capture_output=True, text=True, env=job_env(), check=True)  # fmt: skip
+    sbatch_command = ["sbatch", "--parsable", f"--output={tmp_path}/slurm-%j.out", "--open-mode=append", *flags]
+    submitted = subprocess.run(
+        [*sbatch_command, str(script)], capture_output=True, text=True, env=job_env(), check=True
+    )
     return submitted.stdout.strip().split(";")[0]
 
 
@@ -57,8 +60,8 @@ def wait_until(job: str, done: bool = True, timeout: float = 300) -> str:
         state = job_field(job, "JobState")
         if (state in DONE) if done else state == "RUNNING":
             return state
-        if state == "PENDING" and job_field(job, "Reason") == "BeginTime":
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)  # requeued: no 2 min wait
+        if state == "PENDING" and job_field(job, "Reason") == "BeginTime":  # requeued: start now, not in 2 min
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)
         time.sleep(0.5)
     raise AssertionError(f"SLURM job {job} still {job_field(job, 'JobState')} after {timeout} s")
 
@@ -83,15 +86,14 @@ def test_sbatch_two_tasks_one_ddp_run(cluster: None, synthetic_data_dir: Path, t
     assert (run_dir / "train.log").is_file() and (run_dir / "train_rank1.log").is_file()
 
 
-def test_scontrol_requeue_goes_on_from_the_checkpoint(
-    cluster: None, synthetic_data_dir: Path, tmp_path: Path
-) -> None:
+def test_scontrol_requeue_goes_on_from_the_checkpoint(cluster: None, synthetic_data_dir: Path, tmp_path: Path) -> None:
     marker = tmp_path / "step13"
     slow = ["+callbacks.marker._target_=helper_callbacks.MarkerAtStep", "+callbacks.marker.step=13",
             f"+callbacks.marker.path={marker}", "+callbacks.marker.delay=0.3"]  # fmt: skip
     assert_ok(run_cli("train.py", f"data.data_dir={synthetic_data_dir}", *TINY, "trainer.max_epochs=3",
                       f"hydra.run.dir={tmp_path / 'uninterrupted'}"))  # fmt: skip
-    job = submit(tmp_path, ["--ntasks=1", "--requeue"], train(synthetic_data_dir, tmp_path, "trainer.max_epochs=3", *slow))
+    command = train(synthetic_data_dir, tmp_path, "trainer.max_epochs=3", *slow)
+    job = submit(tmp_path, ["--ntasks=1", "--requeue"], command)
     deadline = time.monotonic() + 300
     while not marker.exists():
         assert time.monotonic() < deadline and job_field(job, "JobState") not in DONE, "the job never reached step 13"
@@ -109,10 +111,12 @@ def test_scontrol_requeue_goes_on_from_the_checkpoint(
 def test_sigusr1_near_the_time_limit_requeues_through_lightning(
     cluster: None, synthetic_data_dir: Path, tmp_path: Path
 ) -> None:
-    """--time=1 --signal=USR1@50: Lightning saves hpc_ckpt_1.ckpt and requeues the job itself."""
+    """--time=2 --signal=USR1@90 (SLURM signals up to a minute early): Lightning saves hpc_ckpt_1.ckpt and
+    requeues the job itself. Slow steps on the first attempt only, so that it is running when signalled."""
+    delay = '$([ "${SLURM_RESTART_COUNT:-0}" = 0 ] && echo 3.0 || echo 0.0)'
     slow = ["+callbacks.marker._target_=helper_callbacks.MarkerAtStep", "+callbacks.marker.step=1",
-            f"+callbacks.marker.path={tmp_path / 'started'}", "+callbacks.marker.delay=1.0"]  # fmt: skip
-    job = submit(tmp_path, ["--ntasks=1", "--requeue", "--time=00:01:00", "--signal=USR1@50"],
+            f"+callbacks.marker.path={tmp_path / 'started'}", f"+callbacks.marker.delay={delay}"]  # fmt: skip
+    job = submit(tmp_path, ["--ntasks=1", "--requeue", "--time=00:02:00", "--signal=USR1@90"],
                  train(synthetic_data_dir, tmp_path, "trainer.max_epochs=3", *slow))  # fmt: skip
     assert wait_until(job, timeout=400) == "COMPLETED"
     output = (tmp_path / f"slurm-{job}.out").read_text()
