@@ -1,16 +1,25 @@
-# `make train` / `make test` work on a machine with only python3 + make: the first call builds
-# .venv from pyproject.toml, and it is rebuilt whenever pyproject.toml changes.
+# `make train` / `make test` work on a machine with only python3 + make: the first call builds .venv
+# with exactly the versions (and hashes) in requirements.lock, and it is rebuilt whenever the lock changes.
+# `make lock` moves the lock forward on purpose (uv pip compile, every extra, one lock for all platforms).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MNIST_SOURCE ?= ../shared/data/MNIST
 # test processes side by side (pytest-xdist); most tests start train.py & co. as real processes
 TEST_WORKERS ?= 2
+EXTRAS := dev,loggers,deploy,serve,cluster
+UV := $(BIN)/uv
+# a pip constraint file configured on this machine (e.g. the torch build it holds) also bounds the lock
+PIP_CONSTRAINT_FILE := $(shell $(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^.*\.constraint='\(.*\)'$$/\1/p" | head -1)
+LOCK_ARGS = pyproject.toml --all-extras --generate-hashes --universal --python-version 3.11 --no-annotate \
+	--custom-compile-command "make lock" $(if $(PIP_CONSTRAINT_FILE),-c $(PIP_CONSTRAINT_FILE))
 
-.PHONY: help install data train eval serve test test-fast lint format benchmark tensorboard clean
+.PHONY: help install lock lock-check data train eval serve test test-fast lint format benchmark tensorboard clean
 
 help:
-	@echo "make install      create .venv and install the project with its extras (dev, loggers, deploy, serve, cluster)"
+	@echo "make install      create .venv with the locked versions (requirements.lock) and the project, all extras"
+	@echo "make lock         move requirements.lock forward to the newest versions pyproject.toml allows"
+	@echo "make lock-check   fail if requirements.lock does not match pyproject.toml (CI runs it)"
 	@echo "make data         copy MNIST from $(MNIST_SOURCE) into data/ (offline staging)"
 	@echo "make train        python train.py ARGS='...'   (e.g. make train ARGS='model=dense')"
 	@echo "make eval         python eval.py ckpt_path=... (pass ARGS='ckpt_path=...')"
@@ -23,12 +32,22 @@ help:
 	@echo "make tensorboard  TensorBoard on logs/"
 	@echo "make clean        remove .venv, logs and caches"
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e ".[dev,loggers,deploy,serve,cluster]"
+	$(BIN)/pip install --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/.installed
+
+# uv is in the dev extra, so the lock is compiled by the uv version it pins
+lock: install
+	$(UV) pip compile --upgrade $(LOCK_ARGS) -o requirements.lock
+
+lock-check: install
+	@tmp=$$(mktemp) && cp requirements.lock $$tmp && $(UV) pip compile --quiet $(LOCK_ARGS) -o $$tmp && \
+	diff -u requirements.lock $$tmp && rm $$tmp || \
+	{ echo "requirements.lock does not match pyproject.toml: run make lock and commit requirements.lock" >&2; exit 1; }
 
 data:
 	@if [ -d data/MNIST/raw ] && ls data/MNIST/raw/*ubyte* >/dev/null 2>&1; then \

@@ -23,7 +23,7 @@ from mnist_classifier.models.probability_model import ProbabilityModel
 from mnist_classifier.reports.classification_report import classification_report, write_report
 from mnist_classifier.reports.predictions import Prediction, write_predictions
 from mnist_classifier.tasks import entry
-from mnist_classifier.tasks.export import export_torchscript
+from mnist_classifier.tasks.export import export_pt2
 from mnist_classifier.tasks.metrics_file import write_metrics
 
 SIZE_LIMIT = 1024  # bytes a file may have under the `full` fault; every file below is larger
@@ -33,10 +33,10 @@ WRITERS: dict[str, Callable[[Path], object]] = {
     "metrics": lambda out: write_metrics(out, {"status": "ok", "history": list(range(1000))}),
     "report": lambda out: write_report(classification_report(torch.arange(100) % 10, torch.arange(100) % 10), out),
     "predictions": lambda out: write_predictions(PREDICTIONS, out),
-    "export": lambda out: export_torchscript(ProbabilityModel(DenseNet(hidden_sizes=[8])), out / "model.pt", {}),
+    "export": lambda out: export_pt2(ProbabilityModel(DenseNet(hidden_sizes=[8])), out / "model.pt2", {}),
 }
 FILES = {"checkpoint": "last.ckpt", "metrics": "metrics.json", "report": "classification_report.json",
-         "predictions": "predictions.csv", "export": "model.pt"}  # fmt: skip
+         "predictions": "predictions.csv", "export": "model.pt2"}  # fmt: skip
 
 
 def _kill_before_rename(fd: object) -> None:

@@ -1,5 +1,6 @@
-"""export.py: ONNX and TorchScript files that reproduce the checkpoint, checked by export.py itself;
-predict.py through onnxruntime; ONNX files are untrusted input."""
+"""export.py: ONNX, torch.export (.pt2) and safetensors files that reproduce the checkpoint, checked by
+export.py itself; predict.py through onnxruntime, eval.py and predict.py from safetensors weights; model
+files are untrusted input."""
 
 from __future__ import annotations
 
@@ -51,18 +52,73 @@ def test_onnx_export_is_checked_and_carries_its_metadata(onnx_run: Path, checkpo
         np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)
 
 
-def test_torchscript_export_to_a_chosen_path(checkpoint: Path, synthetic_data_dir: Path, tmp_path: Path) -> None:
-    output = tmp_path / "ship" / "digits.pt"
-    result = run_cli("export.py", f"ckpt_path={checkpoint}", "format=torchscript", f"output={output}",
+def test_pt2_export_to_a_chosen_path(checkpoint: Path, synthetic_data_dir: Path, tmp_path: Path) -> None:
+    output = tmp_path / "ship" / "digits.pt2"
+    result = run_cli("export.py", f"ckpt_path={checkpoint}", "format=pt2", f"output={output}",
                      f"data.data_dir={synthetic_data_dir}", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert_ok(result)
-    assert json.loads((tmp_path / "run" / "export_check.json").read_text())["passed"]
+    check = json.loads((tmp_path / "run" / "export_check.json").read_text())
+    assert check["passed"] and check["format"] == "pt2" and check["max_abs_prob_diff"] <= 1e-4
     extra = {"metadata.json": ""}
-    scripted = torch.jit.load(str(output), _extra_files=extra)
-    assert json.loads(extra["metadata.json"])["class_labels"]
-    probabilities, _ = scripted(torch.rand(3, 1, 28, 28))
-    assert probabilities.shape == (3, 10)
-    assert "TorchScript is deprecated" in result.stderr and "FutureWarning" not in result.stderr
+    program = torch.export.load(str(output), extra_files=extra)
+    metadata = json.loads(extra["metadata.json"])
+    assert metadata["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert float(metadata["test_accuracy"]) == pytest.approx(check["checkpoint_test_acc"])
+    for batch in (1, 17):  # a dynamic batch axis
+        probabilities, _ = program.module()(torch.rand(batch, 1, 28, 28))
+        assert probabilities.shape == (batch, 10)
+    assert "deprecated" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def safetensors_run(checkpoint: Path, synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("export_st")
+    assert_ok(run_cli("export.py", f"ckpt_path={checkpoint}", "format=safetensors",
+                      f"data.data_dir={synthetic_data_dir}", f"hydra.run.dir={run_dir}"))  # fmt: skip
+    return run_dir
+
+
+def test_safetensors_export_holds_no_pickle_and_serves_eval_and_predict(
+    safetensors_run: Path, checkpoint: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    check = json.loads((safetensors_run / "export_check.json").read_text())
+    assert check["passed"] and check["format"] == "safetensors" and check["max_abs_prob_diff"] <= 1e-4
+    weights = safetensors_run / "model.safetensors"
+    with safe_open(str(weights), framework="pt") as file:  # tensors and a JSON header, nothing else
+        assert file.metadata()["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        names = set(file.keys())
+    stored = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert names == {name.removeprefix("net.") for name in stored if name.startswith("net.")}
+    config = json.loads((safetensors_run / "model.json").read_text())
+    assert config["hyper_parameters"]["net"]["_target_"].startswith("mnist_classifier.models.")
+    for name, source in (("ckpt", checkpoint), ("weights", weights)):
+        assert_ok(run_cli("eval.py", f"ckpt_path={source}", f"data.data_dir={synthetic_data_dir}",
+                          f"hydra.run.dir={tmp_path / ('eval_' + name)}"))  # fmt: skip
+    assert read_metrics(tmp_path / "eval_ckpt")["test/acc"] == read_metrics(tmp_path / "eval_weights")["test/acc"]
+    write_drawn_digits(tmp_path / "drawn")
+    assert_ok(run_cli("predict.py", f"ckpt_path={weights}", f"inputs={tmp_path / 'drawn'}",
+                      f"hydra.run.dir={tmp_path / 'predict'}"))  # fmt: skip
+    assert len(read_rows(tmp_path / "predict")) > 0
+
+
+def test_safetensors_weights_are_checked_like_a_checkpoint(safetensors_run: Path, tmp_path: Path) -> None:
+    from mnist_classifier.checkpoint.loader import load_checkpoint
+    from mnist_classifier.errors import CheckpointError
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes((safetensors_run / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"needs its model\.json beside it"):
+        load_checkpoint(weights)
+    config = json.loads((safetensors_run / "model.json").read_text())
+    config["hyper_parameters"]["net"]["_target_"] = "os.system"
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="not on the allowlist"):
+        load_checkpoint(weights)
+    weights.write_bytes(weights.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="cannot be read as a safetensors file"):
+        load_checkpoint(weights)
 
 
 def test_predict_through_onnxruntime_matches_the_checkpoint(onnx_run: Path, checkpoint: Path, tmp_path: Path) -> None:
@@ -102,10 +158,11 @@ def foreign_onnx(path: Path) -> Path:
             "cannot be loaded by onnxruntime",
         ),
         (lambda d, run: foreign_onnx(d / "foreign.onnx"), "is an ONNX model, but not one export.py writes"),
-        (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "is a TorchScript file"),
+        (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "unpickles it"),
+        (lambda d, run: (d / "model.pt2").write_bytes(b"PK") and d / "model.pt2", "unpickles it"),
         (lambda d, run: d / "absent.onnx", "no such file"),
     ],
-    ids=["garbage", "truncated", "foreign graph", "torchscript", "missing"],
+    ids=["garbage", "truncated", "foreign graph", "torchscript", "pt2", "missing"],
 )
 def test_untrusted_model_files_are_refused(
     make: Callable[[Path, Path], Path], message: str, onnx_run: Path, tmp_path: Path
@@ -122,4 +179,4 @@ def test_export_refuses_what_it_cannot_export(checkpoint: Path, tmp_path: Path) 
     missing = run_cli("export.py", f"hydra.run.dir={tmp_path / 'a'}")
     assert missing.returncode == 2 and "export.py needs a checkpoint" in missing.stderr
     bad_format = run_cli("export.py", f"ckpt_path={checkpoint}", "format=tflite", f"hydra.run.dir={tmp_path / 'b'}")
-    assert bad_format.returncode == 2 and "format must be one of onnx, torchscript" in bad_format.stderr
+    assert bad_format.returncode == 2 and "format must be one of onnx, pt2, safetensors" in bad_format.stderr

@@ -1,5 +1,6 @@
-"""The one way a checkpoint is read (eval, resume, predict, export, serve): once, with weights_only=True,
-its stored configs checked against the allowlist (checkpoint/trust.py) before anything is built."""
+"""The one way a checkpoint is read (eval, resume, predict, export, serve): once, with weights_only=True
+(or, for model.safetensors + model.json, with no pickle at all), its stored configs checked against the
+allowlist (checkpoint/trust.py) before anything is built."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mnist_classifier.checkpoint.trust import check_stored_configs
+from mnist_classifier.checkpoint.weights_file import SUFFIX, read_weights
 from mnist_classifier.errors import CheckpointError, UserFacingError
 
 if TYPE_CHECKING:
@@ -26,8 +28,9 @@ def _first_line(err: BaseException) -> str:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint as plain data, checked. Reading the same unchanged file again returns the same dict,
-    so a resumed run (which Lightning reads through checkpoint_io.py) reads the file once."""
+    """The checkpoint (or exported *.safetensors weights) as plain data, checked. Reading the same unchanged
+    file again returns the same dict, so a resumed run (which Lightning reads through checkpoint_io.py)
+    reads the file once."""
     file = Path(str(path)).expanduser()
     if not file.is_file():
         raise CheckpointError(
@@ -38,14 +41,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
     if key in _cache:
         return _cache[key]
-    try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(
-            f"ckpt_path={path} cannot be read as a PyTorch checkpoint with weights_only=True "
-            f"({_first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
-            f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
-        ) from err
+    checkpoint = read_weights(file, str(path)) if file.suffix == SUFFIX else _read_pickled(file, str(path))
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= set(checkpoint):
         raise CheckpointError(
             f"ckpt_path={path} is a PyTorch file but not a checkpoint of this project's MNISTClassifier "
@@ -55,6 +51,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     _cache.clear()  # one checkpoint at a time is all a run needs
     _cache[key] = checkpoint
     return checkpoint
+
+
+def _read_pickled(file: Path, path: str) -> Any:
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(
+            f"ckpt_path={path} cannot be read as a PyTorch checkpoint with weights_only=True "
+            f"({_first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
+            f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
+        ) from err
 
 
 def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], path: str) -> None:

@@ -20,11 +20,16 @@ class OnnxModel:
         import onnxruntime as ort
 
         file = Path(str(path)).expanduser()
-        if file.suffix == ".pt":
+        if file.suffix in {".pt", ".pt2"}:
             raise InputError(
-                f"model_path={path} is a TorchScript file: loading one runs the code inside it, so predict.py "
-                f"does not. Export to ONNX (python export.py ckpt_path=... format=onnx) and pass model.onnx, "
-                f"or pass the checkpoint itself as ckpt_path=..."
+                f"model_path={path} is a TorchScript or torch.export (.pt2) file: loading one unpickles it, which "
+                f"can run code from the file, so predict.py does not. Pass model.onnx (export.py format=onnx), "
+                f"or ckpt_path= a checkpoint or model.safetensors (export.py format=safetensors)."
+            )
+        if file.suffix == ".safetensors":
+            raise InputError(
+                f"model_path={path} is exported weights, not an ONNX model: pass it as ckpt_path={path} "
+                f"(with its model.json beside it)."
             )
         if not file.is_file():
             raise InputError(

@@ -1,14 +1,16 @@
-"""Export task: a checkpoint's model as model.onnx (onnxruntime) or model.pt (TorchScript), checked on the
-official test set before success is reported (export_check.json)."""
+"""Export task: a checkpoint's model as model.onnx (onnxruntime), model.pt2 (torch.export) or
+model.safetensors + model.json (weights without pickle), checked on the official test set before success
+is reported (export_check.json)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import tempfile
-import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, build_model, load_checkpoint
+from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, build_model, load_checkpoint, load_model
+from mnist_classifier.checkpoint.weights_file import write_weights
 from mnist_classifier.errors import ConfigValueError, UserFacingError
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.models.probability_model import CLASS_LABELS, ProbabilityModel
@@ -26,7 +29,7 @@ from mnist_classifier.utils.atomic import write_text, write_with
 from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
-FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2", "safetensors": "model.safetensors"}
 MAX_ACCURACY_GAP = 0.0001  # 0.01 percentage points: one test image in 10,000
 MAX_PROBABILITY_GAP = 1e-4
 INPUT_CONVENTION = "float32 pixels in [0, 1], shape (N, 1, 28, 28), white digit on black; MNIST normalisation inside"
@@ -73,20 +76,30 @@ def export_onnx(model: ProbabilityModel, path: Path, metadata: dict[str, str]) -
     return OnnxModel(path).probabilities
 
 
-def export_torchscript(model: ProbabilityModel, path: Path, metadata: dict[str, str]) -> Predictor:
-    log.warning("TorchScript is deprecated in PyTorch (torch.jit); format=onnx is the format to keep.")
-    with warnings.catch_warnings():  # said once above, instead of torch's warning at each call
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
-        scripted = torch.jit.trace(model, torch.rand(2, 1, 28, 28))
-        extra_files = {"metadata.json": json.dumps(metadata)}
-        write_with(path, lambda file: torch.jit.save(scripted, file, _extra_files=extra_files))
-        loaded = torch.jit.load(str(path))  # the file just written, to check what users will load
-
+def torch_predictor(model: torch.nn.Module) -> Predictor:
     def predict(pixels: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return loaded(torch.from_numpy(pixels))[0].numpy()
+            return model(torch.from_numpy(pixels))[0].numpy()
 
     return predict
+
+
+def export_pt2(model: ProbabilityModel, path: Path, metadata: dict[str, str]) -> Predictor:
+    """torch.export's ExportedProgram (.pt2), with any batch size; loaded back as its users will load it."""
+    program = torch.export.export(model, (torch.rand(2, 1, 28, 28),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+    # built in memory, then written by Python: torch's zip writer aborts the process on a full disk
+    archive = io.BytesIO()
+    torch.export.save(program, archive, extra_files={"metadata.json": json.dumps(metadata)})
+    write_with(path, lambda file: file.write(archive.getvalue()))
+    return torch_predictor(torch.export.load(str(path)).module())
+
+
+def export_safetensors(
+    model: ProbabilityModel, path: Path, metadata: dict[str, str], hyper_parameters: dict[str, Any]
+) -> Predictor:
+    """The network's weights and the plain configs that rebuild it, read back through the safe loader."""
+    write_weights(path, model.net, hyper_parameters, metadata)
+    return torch_predictor(ProbabilityModel(load_model(path).net).eval())
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
@@ -99,8 +112,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     model = ProbabilityModel(build_model(checkpoint, cfg.ckpt_path).net).eval()
     pixels, labels = test_set_pixels(cfg)
-    with torch.no_grad():
-        reference = batched(lambda x: model(torch.from_numpy(x))[0].numpy(), pixels)
+    reference = batched(torch_predictor(model), pixels)
     reference_acc = float((reference.argmax(1) == labels).mean())
 
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / FORMATS[cfg.format]
@@ -113,7 +125,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         "test_accuracy": f"{reference_acc:.6f}",
         "network": str(checkpoint["hyper_parameters"]["net"]["_target_"]),
     }
-    exporter = export_onnx if cfg.format == "onnx" else export_torchscript
+    exporters: dict[str, Callable[[ProbabilityModel, Path, dict[str, str]], Predictor]] = {
+        "onnx": export_onnx,
+        "pt2": export_pt2,
+        "safetensors": partial(export_safetensors, hyper_parameters=checkpoint["hyper_parameters"]),
+    }
+    exporter = exporters[cfg.format]
     exported = batched(exporter(model, output, metadata), pixels)
     exported_acc = float((exported.argmax(1) == labels).mean())
     gap = float(np.abs(exported - reference).max())
