@@ -94,7 +94,9 @@ def test_invalid_values_fail_before_training(overrides: list[str], message: str)
 
 @pytest.mark.parametrize(("model", "extra"), [("dense", []), ("cnn", []), ("cnn", ["data.on_device=true"])])
 def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
-    cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", *extra)
+    # batches of 64: the dense recipe's 512 is more than the 500 synthetic training images (refused up front)
+    cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",
+                        "data.batch_size=64", *extra)  # fmt: skip
     module = instantiate(cfg.model)
     trainer = quiet_trainer(tmp_path, fast_dev_run=True)
     trainer.fit(module, datamodule=instantiate(cfg.data))

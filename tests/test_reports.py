@@ -165,7 +165,7 @@ def test_a_failing_figure_never_costs_the_run_its_results(
     monkeypatch.setattr(figures, "per_class_accuracy", broken)
     cfg = compose_train(
         f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "debug=limit", "model=dense", "logger=none",
-        f"paths.output_dir={tmp_path}", *FAST,
+        "data.batch_size=64", f"paths.output_dir={tmp_path}", *FAST,
     )  # fmt: skip
     metrics = run_task(train, cfg)
     assert metrics["status"] == "ok" and "test/acc" in metrics

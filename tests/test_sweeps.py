@@ -127,6 +127,7 @@ def test_joblib_launcher_runs_jobs_with_split_threads(sweep_args: list[str], tmp
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "model.optimizer.lr=0.01,0.02",
+        "data.batch_size=64",  # the dense recipe's 512 is more than the 500 synthetic training images
         f"hydra.sweep.dir={tmp_path}",
         *sweep_args,
     )
