@@ -71,7 +71,7 @@ def write_preprocessed_grid(pixels: Sequence[np.ndarray], rows: Sequence[Predict
         f"{shown_name(r.file)[:10]}: {r.prediction if r.status == 'ok' else '-'}".replace("$", r"\$") for _, r in shown
     ]
     wrong = [r.status != "ok" for _, r in shown]
-    figures.save_png(figures.quick_digit_grid(images, captions, wrong, columns=10), path)
+    figures.save_png(figures.digit_grid(images, captions, wrong, columns=10), path)
     return path
 
 

@@ -8,10 +8,12 @@ session with the final metrics. Each part can be switched off in YAML.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
@@ -143,15 +145,15 @@ class TestReport(L.Callback):
         counts = multiclass_confusion_matrix(preds, labels, NUM_CLASSES)
         report = classification_report(preds, labels, NUM_CLASSES)
 
-        plots_to_make = []
+        plots_to_make: list[tuple[str, Callable[[], np.ndarray]]] = []  # name, RGB pixels
         if self.enabled["confusion_matrix"]:
-            plots_to_make.append(("confusion_matrix", lambda: figures.confusion_matrix(counts)))
+            plots_to_make.append(("confusion_matrix", lambda: figures.render(figures.confusion_matrix(counts))))
         if self.enabled["per_class"]:
             accuracy = torch.tensor([report[str(c)]["recall"] for c in range(NUM_CLASSES)])  # per-class accuracy
-            plots_to_make.append(("per_class_accuracy", lambda: figures.per_class_accuracy(accuracy)))
+            plots_to_make.append(("per_class_accuracy", lambda: figures.render(figures.per_class_accuracy(accuracy))))
         if self.enabled["misclassified"] and mistakes and len(mistakes["labels"]):
-            titles = [
-                f"true {t} → {p}\n{100 * c:.1f}%"
+            captions = [
+                f"true {t}, read {p}\n{100 * c:.1f}% sure"
                 for t, p, c in zip(
                     mistakes["labels"].tolist(),
                     mistakes["preds"].tolist(),
@@ -159,15 +161,12 @@ class TestReport(L.Callback):
                     strict=True,
                 )
             ]
-            plots_to_make.append(
-                (
-                    "misclassified",
-                    lambda: figures.digit_grid(mistakes["images"], titles, "Most confident mistakes on the test set"),
-                )
-            )
+            title, wrong = "Most confident mistakes on the test set", [True] * len(captions)
+            grid = lambda: figures.digit_grid(mistakes["images"], captions, wrong, title)  # noqa: E731
+            plots_to_make.append(("misclassified", grid))
         for name, make in plots_to_make:
             with report_step(name, self.report_errors):
-                pixels = figures.render(make())
+                pixels = make()
                 figures.save_png(pixels, plots / f"{name}.png")
                 written.append(plots / f"{name}.png")
                 add_image(trainer, f"test/{name}", pixels, step)

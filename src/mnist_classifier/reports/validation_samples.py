@@ -47,4 +47,4 @@ class ValidationSamples(L.Callback):
             f"{p} {100 * c:.0f}%" + (f" (is {y})" if w else "")
             for p, c, y, w in zip(preds.tolist(), confidence.tolist(), labels.tolist(), wrong, strict=True)
         ]
-        add_image(trainer, "val/predictions", figures.quick_digit_grid(images, captions, wrong))
+        add_image(trainer, "val/predictions", figures.digit_grid(images, captions, wrong))
