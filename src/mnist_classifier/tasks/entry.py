@@ -49,7 +49,10 @@ def exit_now(code: int | str | None) -> NoReturn:
     """End the process as `sys.exit(code)` would, less the interpreter's teardown: freeing the modules of
     torch, Lightning and their libraries takes 2-3 s on a 2-core CPU, after every file is written.
     Other threads finish and the atexit handlers (logging's flush among them) run first, as in a normal exit.
+    Under a profiler, coverage or a debugger, which write their results in that teardown, it is a normal exit.
     """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        raise SystemExit(code)
     if isinstance(code, str):
         print(code, file=sys.stderr)
     for thread in threading.enumerate():
