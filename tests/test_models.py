@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from test_configs import compose_train
 
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
+from mnist_classifier.models.run_history import RunHistory
 from mnist_classifier.tasks.runner import user_error_message
 
 
@@ -98,12 +99,13 @@ def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tm
     cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",
                         "data.batch_size=64", *extra)  # fmt: skip
     module = instantiate(cfg.model)
-    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
+    history = RunHistory()
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True, callbacks=[history])
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= set(trainer.callback_metrics)
     trainer.test(module, datamodule=instantiate(cfg.data))
     assert {"test/loss", "test/acc"} <= set(trainer.callback_metrics)
-    assert len(module.history) == 1 and module.history[0]["val/acc"] is not None
+    assert len(history.epochs) == 1 and history.epochs[0].val_acc is not None
 
 
 def test_one_cycle_schedule_survives_a_handful_of_steps(synthetic_data_dir: Path, tmp_path: Path) -> None:

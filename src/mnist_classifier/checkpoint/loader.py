@@ -110,6 +110,7 @@ def _check_weights_finite(state_dict: dict[str, Any], path: str) -> None:
 def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier:
     """The trained MNISTClassifier of a checked checkpoint, whichever network and recipe trained it."""
     from mnist_classifier.models.classifier import MNISTClassifier
+    from mnist_classifier.models.run_history import checked_history
 
     hyperparameters = checkpoint["hyper_parameters"]
     _check_weights_fit(hyperparameters["net"], checkpoint["state_dict"], str(path))
@@ -118,6 +119,7 @@ def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier
         model = MNISTClassifier(**hyperparameters)
         model.load_state_dict(checkpoint["state_dict"])
         model.on_load_checkpoint(checkpoint)
+        checked_history(checkpoint.get("history", []))
     except (UserFacingError, TypeError, ValueError, RuntimeError, KeyError) as err:
         raise CheckpointError(
             f"ckpt_path={path}: the model it describes cannot be rebuilt ({_first_line(err)}). "

@@ -21,6 +21,7 @@ import lightning as L
 import torch
 
 from mnist_classifier.checkpoint.run_state import training_progress
+from mnist_classifier.models.run_history import epochs_of
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -126,7 +127,7 @@ class StopOnInterrupt(L.Callback):
         if guard is not None:
             guard.training = False
             guard.checkpoint = self.checkpoint_path
-            guard.history = list(getattr(pl_module, "history", []))
+            guard.history = [epoch.as_row() for epoch in epochs_of(trainer)]
         raise RunInterrupted(signum)
 
     def on_train_batch_end(
@@ -140,7 +141,7 @@ class StopOnInterrupt(L.Callback):
         guard = active_guard()
         if guard is not None:
             guard.last_completed_epoch = trainer.current_epoch
-            guard.history = list(getattr(pl_module, "history", []))
+            guard.history = [epoch.as_row() for epoch in epochs_of(trainer)]
             if self.checkpoint_path.is_file():  # ModelCheckpoint's last.ckpt of the previous epoch
                 guard.checkpoint = self.checkpoint_path
         if self._pending_signal(trainer):

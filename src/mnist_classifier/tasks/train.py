@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.errors import CheckpointError
+from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
 from mnist_classifier.tasks.cluster import checkpoint_to_go_on_from, restart_count
 from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
@@ -70,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if fit:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k in FIT_METRICS})
-        history = list(model.history)
+        history = run_history(trainer).rows()
     if test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         test_ckpt = best or (None if fit else ckpt_path)
