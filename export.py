@@ -1,4 +1,4 @@
-"""Export a checkpoint's model: `python export.py ckpt_path=PATH format=onnx|torchscript` (see README)."""
+"""Export a checkpoint's model: `python export.py ckpt_path=PATH format=onnx|pt2|safetensors` (see README)."""
 
 import hydra
 from omegaconf import DictConfig

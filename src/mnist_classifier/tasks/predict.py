@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from mnist_classifier.data.mnist_style import PREPROCESSORS
 from mnist_classifier.data.user_images import UserImages, collate_digits, find_inputs
+from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, InputError
 from mnist_classifier.predictor import Predictor, load_predictor
 from mnist_classifier.reports.predictions import (
@@ -58,7 +59,7 @@ def _probabilities(predictor: Predictor, loader: DataLoader) -> tuple[np.ndarray
     """Per input, in order: the class probabilities and the status of its image; and the first GRID_IMAGES
     preprocessed pictures for the preview grid (each picture is decoded once)."""
     statuses: list[str] = [""] * len(loader.dataset)  # type: ignore[arg-type]  # UserImages has a length
-    probabilities = np.zeros((len(statuses), 10), np.float32)
+    probabilities = np.zeros((len(statuses), NUM_CLASSES), np.float32)
     shown: list[np.ndarray] = []
     for pixels, indices, batch_statuses in loader:
         batch = pixels.numpy()

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers used by configs/; registered when train.py/eval.py import this module."""
+"""OmegaConf resolvers used by configs/; registered by train.py, eval.py, predict.py and export.py (tasks/entry.py)
+before Hydra composes their config. serve.py's config uses none of them."""
 
 from __future__ import annotations
 
