@@ -43,7 +43,7 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD  # noqa: E402
-from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
+from mnist_classifier.runtime.resolvers import register_resolvers  # noqa: E402
 from mnist_classifier.utils.threads import usable_cores  # noqa: E402
 
 register_resolvers()

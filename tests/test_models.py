@@ -13,7 +13,7 @@ from test_configs import compose_train
 
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
 from mnist_classifier.models.run_history import RunHistory
-from mnist_classifier.tasks.runner import user_error_message
+from mnist_classifier.runtime.runner import user_error_message
 
 
 def build(model: str, *overrides: str) -> MNISTClassifier:

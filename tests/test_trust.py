@@ -13,9 +13,10 @@ import torch
 from conftest import quick_checkpoint, run_cli
 from test_configs import options
 
-from mnist_classifier.checkpoint.loader import load_checkpoint, load_model
+from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
+from mnist_classifier.models.from_checkpoint import load_model
 
 QUICK = ["data.val_size=100", "data.batch_size=50"]  # as quick_checkpoint trains
 

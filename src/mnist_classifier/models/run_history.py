@@ -1,6 +1,6 @@
 """Where a run stands, beside the model: one typed row per epoch (what metrics.json, the curves, the epoch
 lines and an interrupted run's record show), and what a resumed run needs to go on exactly as the
-uninterrupted one (the random generators, how far training got). Every trainer has one (tasks/trainer.py);
+uninterrupted one (the random generators, how far training got). Every trainer has one (runtime/trainer.py);
 its rows and states are saved in every checkpoint and restored from it."""
 
 from __future__ import annotations
@@ -103,10 +103,10 @@ def _find(trainer: L.Trainer) -> RunHistory | None:
 
 
 def run_history(trainer: L.Trainer) -> RunHistory:
-    """The RunHistory of a trainer that tasks/trainer.py built."""
+    """The RunHistory of a trainer that runtime/trainer.py built."""
     history = _find(trainer)
     if history is None:
-        raise LookupError("This trainer has no RunHistory callback; build it with tasks/trainer.py's build_trainer.")
+        raise LookupError("This trainer has no RunHistory callback; build it with runtime/trainer.py's build_trainer.")
     return history
 
 

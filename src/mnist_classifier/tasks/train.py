@@ -14,11 +14,10 @@ from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
-from mnist_classifier.tasks.cluster import checkpoint_to_go_on_from, restart_count
-from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
-from mnist_classifier.tasks.trainer import announce_fast_path, build_trainer
+from mnist_classifier.runtime.cluster import checkpoint_to_go_on_from, restart_count
+from mnist_classifier.runtime.run_checks import FIT_METRICS, check_train_config
+from mnist_classifier.runtime.trainer import announce_fast_path, build_trainer
 from mnist_classifier.utils.plain import to_plain
-from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,6 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Returns the final metrics (see metrics.json)."""
     check_train_config(cfg)
-    limit_threads(cfg.get("num_threads"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     fit, test = cfg.get("train", True), cfg.get("test", True)

@@ -99,7 +99,7 @@ def active_guard() -> InterruptGuard | None:
 
 
 class StopOnInterrupt(L.Callback):
-    """Always part of the trainer (tasks/trainer.py): after each training step, if a signal came, save
+    """Always part of the trainer (runtime/trainer.py): after each training step, if a signal came, save
     `last.ckpt` (mid-epoch included) and end the run. All processes of a multi-process run stop together.
 
     At the last step of an epoch the stop waits until the epoch is over (validation, epoch-end hooks):
