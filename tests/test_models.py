@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import quiet_trainer
 from hydra.utils import instantiate
-from test_configs import compose_train
+from test_configs import compose_train, options
 
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
 from mnist_classifier.models.run_history import RunHistory
@@ -93,7 +93,11 @@ def test_invalid_values_fail_before_training(overrides: list[str], message: str)
     assert "Error in call to target" not in shown, "our message, not Hydra's wrapper"
 
 
-@pytest.mark.parametrize(("model", "extra"), [("dense", []), ("cnn", []), ("cnn", ["data.on_device=true"])])
+FAST_DEV_RUNS: list[tuple[str, list[str]]] = [(name, []) for name in options("model")]
+FAST_DEV_RUNS.append(("cnn", ["data.on_device=true"]))
+
+
+@pytest.mark.parametrize(("model", "extra"), FAST_DEV_RUNS)
 def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
     # batches of 64: the dense recipe's 512 is more than the 500 synthetic training images (refused up front)
     cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",

@@ -166,7 +166,7 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [["model=cnn"], ["model=dense"]] + [[f"experiment={name}"] for name in options("experiment")],
+    [[f"model={name}"] for name in options("model")] + [[f"experiment={name}"] for name in options("experiment")],
     ids=lambda o: o[0],
 )
 def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
