@@ -164,7 +164,7 @@ def _interrupted_record(stop: RunInterrupted, guard: InterruptGuard) -> dict[str
         "last_completed_epoch": guard.last_completed_epoch,
         "ckpt_path": str(guard.checkpoint) if guard.checkpoint else None,
         "resume_command": command,
-        "history": guard.history,
+        "history": [epoch.as_row() for epoch in guard.epochs],
     }
 
 
