@@ -26,7 +26,7 @@ help:
 	@echo "make serve        the model on http://127.0.0.1:8000: page, JSON API, /health (ARGS='ckpt_path=...' or 'model_path=...onnx'; default: newest checkpoint)"
 	@echo "make test         the whole test suite"
 	@echo "make test-fast    the suite without the slow (whole-epoch) tests"
-	@echo "make lint         ruff (lint + format check) and mypy, as CI runs them"
+	@echo "make lint         ruff (lint + format check), mypy and the import layers (import-linter), as CI runs them"
 	@echo "make format       ruff: fix what it can and format the code"
 	@echo "make benchmark    speed and recipe benchmark, prints a markdown table (ARGS='--experiments')"
 	@echo "make tensorboard  TensorBoard on logs/"
@@ -77,6 +77,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -1,11 +1,11 @@
-"""Export a checkpoint's model: `python export.py ckpt_path=PATH format=onnx|torchscript` (see README)."""
+"""Export a checkpoint's model: `python export.py ckpt_path=PATH format=onnx|pt2|safetensors` (see README)."""
 
 import hydra
 from omegaconf import DictConfig
 
-from mnist_classifier.tasks import entry
+from mnist_classifier.runtime import entry
+from mnist_classifier.runtime.runner import run_task
 from mnist_classifier.tasks.export import export
-from mnist_classifier.tasks.runner import run_task
 
 entry.prepare(__file__)
 

@@ -3,9 +3,9 @@
 import hydra
 from omegaconf import DictConfig
 
-from mnist_classifier.tasks import entry
+from mnist_classifier.runtime import entry
+from mnist_classifier.runtime.runner import run_task
 from mnist_classifier.tasks.predict import predict
-from mnist_classifier.tasks.runner import run_task
 
 entry.prepare(__file__)
 

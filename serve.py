@@ -1,6 +1,6 @@
 """The model behind a URL: `python serve.py ckpt_path=PATH` (or model_path=model.onnx), then open
 http://127.0.0.1:8000 (see README). Serving an ONNX model imports neither torch nor Lightning, so this
-entry does not use the training runner (tasks/runner.py): bad input is one paragraph and exit 2 here too."""
+entry does not use the training runner (runtime/runner.py): bad input is one paragraph and exit 2 here too."""
 
 import logging
 import os

@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from mnist_classifier.tasks import entry
-from mnist_classifier.tasks.runner import metric_value, run_task
+from mnist_classifier.runtime import entry
+from mnist_classifier.runtime.runner import metric_value, run_task
 from mnist_classifier.tasks.train import train
 
 entry.prepare(__file__)

@@ -43,12 +43,17 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD  # noqa: E402
-from mnist_classifier.utils.resolvers import register_resolvers  # noqa: E402
+from mnist_classifier.runtime.resolvers import register_resolvers  # noqa: E402
 from mnist_classifier.utils.threads import usable_cores  # noqa: E402
 
 register_resolvers()
 Row = tuple[str, str, str]
 SEEDS = (0, 1, 2, 3, 4)
+
+
+def recipes(group: str) -> list[str]:
+    """The recipes of a config group (model, experiment), found by listing configs/: a new one is measured too."""
+    return sorted(path.stem for path in (REPO / "configs" / group).glob("*.yaml"))
 
 
 def compose_train(*overrides: str) -> DictConfig:
@@ -187,7 +192,8 @@ def section_epochs(args: argparse.Namespace, report: dict[str, Any]) -> list[Row
     """The shipped recipes through the Trainer and in a plain loop: Lightning's cost per step is fixed
     (about a millisecond here), so the ratio depends on how much work a step holds."""
     rows = []
-    for name, overrides in {"cnn": ["model=cnn"], "dense": ["model=dense"]}.items():
+    for name in recipes("model"):
+        overrides = [f"model={name}"]
         trainer_run = run_train(args.data_dir, *overrides, "trainer.max_epochs=3", "test=false")
         if "error" in trainer_run:
             rows.append((f"{name}: training epoch, Trainer vs plain loop", "failed", trainer_run["error"]))
@@ -278,8 +284,8 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
         rows.append(seed_row(label, results))
         print(rows[-1], flush=True)
 
-    for model in ("cnn", "dense"):
-        command = "python train.py" + ("" if model == "cnn" else " model=dense")
+    for model in recipes("model"):
+        command = "python train.py" + ("" if model == "cnn" else f" model={model}")
         measure(f"`{command}`, seeds 0-4", [f"model={model}"], SEEDS)
         if report["precision"] != "32-true":  # else the same runs again
             measure(f"`{command} trainer.precision=32-true`, seeds 0-4",
@@ -290,7 +296,7 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
                       ["model=dense", "data.batch_size=1024"]):  # fmt: skip
         measure(f"`python train.py {' '.join(overrides)}`", overrides)
     if args.experiments:
-        for name in sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")):
+        for name in recipes("experiment"):
             measure(f"`python train.py experiment={name}`", [f"experiment={name}"])
     report["recipes"] = {label: [run.get("metrics", {}).get("test/acc", run.get("error")) for run in results]
                          for label, results in runs.items()}  # fmt: skip

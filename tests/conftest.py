@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
 
 from mnist_classifier.data.mnist_files import MNIST_FILES  # noqa: E402
-from mnist_classifier.tasks import entry  # noqa: E402
+from mnist_classifier.runtime import entry  # noqa: E402
 
 entry.prepare(str(REPO / "train.py"))  # what train.py does: resolvers, library warning filters
 
@@ -161,7 +161,7 @@ SEEDS = (0, 1, 2, 3, 4)
 
 def train_seeds(data_dir: Path, sweep_dir: Path, *overrides: str) -> list[dict]:
     """`python train.py -m seed=0,1,2,3,4 ...` (one process, one job per seed): each job's metrics.json."""
-    from mnist_classifier.tasks.metrics_file import read_metrics
+    from mnist_classifier.runtime.metrics_file import read_metrics
 
     seeds = ",".join(map(str, SEEDS))
     assert_ok(run_cli("train.py", "-m", f"seed={seeds}", f"data.data_dir={data_dir}", *QUIET, *overrides,

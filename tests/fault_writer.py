@@ -22,9 +22,9 @@ from mnist_classifier.models.dense_net import DenseNet
 from mnist_classifier.models.probability_model import ProbabilityModel
 from mnist_classifier.reports.classification_report import classification_report, write_report
 from mnist_classifier.reports.predictions import Prediction, write_predictions
-from mnist_classifier.tasks import entry
+from mnist_classifier.runtime import entry
+from mnist_classifier.runtime.metrics_file import write_metrics
 from mnist_classifier.tasks.export import export_pt2
-from mnist_classifier.tasks.metrics_file import write_metrics
 
 SIZE_LIMIT = 1024  # bytes a file may have under the `full` fault; every file below is larger
 PREDICTIONS = [Prediction(f"{i}.png", 1, 0.5, "ok", [0.1] * 10) for i in range(50)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import QUIET, assert_ok, run_cli, train_seeds
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import QUIET, assert_ok, run_cli
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 
 def real_run(real_data_dir: Path, run_dir: Path, *overrides: str) -> dict:

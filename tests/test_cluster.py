@@ -20,7 +20,7 @@ import pytest
 from conftest import QUIET, REPO, assert_ok, needs_tool, run_cli
 from optuna.storages.journal import JournalFileBackend
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 # 500 synthetic training images, batches of 50: 10 steps an epoch on one process, 5 on each of two
 TINY = ["model=dense", "model.net.hidden_sizes=[32]", "data.val_size=100", "data.batch_size=50",

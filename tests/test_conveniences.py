@@ -10,7 +10,7 @@ from conftest import assert_ok, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_reports import tensorboard_run
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 SHORT = ["data.val_size=100", "trainer.max_epochs=1", "trainer.limit_train_batches=4"]
 

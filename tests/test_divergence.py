@@ -10,7 +10,7 @@ from conftest import QUIET, run_cli
 
 from mnist_classifier.errors import TrainingDivergedError
 from mnist_classifier.models.divergence import MIN_STEPS_FOR_ACCURACY, check_epoch_loss, check_final_accuracy
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 
 @pytest.mark.parametrize("loss", [float("nan"), float("inf"), 4.5e16, 231.0])

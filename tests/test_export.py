@@ -18,7 +18,7 @@ from conftest import assert_ok, quick_checkpoint, run_cli
 from drawn_digits import write_drawn_digits
 from test_predict import read_rows
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from mnist_classifier.data.mnist_datamodule import MNISTDataModule
 from mnist_classifier.data.mnist_style import ImageRejected
 from mnist_classifier.data.pictures import OK, decode_bytes, prepare_digit
 from mnist_classifier.errors import CheckpointError, ConfigValueError
-from mnist_classifier.tasks.run_checks import check_integer
+from mnist_classifier.runtime.run_checks import check_integer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")  # Pillow's notes on damaged files
 FUZZ = settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

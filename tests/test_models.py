@@ -9,10 +9,11 @@ import pytest
 import torch
 from conftest import quiet_trainer
 from hydra.utils import instantiate
-from test_configs import compose_train
+from test_configs import compose_train, options
 
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
-from mnist_classifier.tasks.runner import user_error_message
+from mnist_classifier.models.run_history import RunHistory
+from mnist_classifier.runtime.runner import user_error_message
 
 
 def build(model: str, *overrides: str) -> MNISTClassifier:
@@ -92,18 +93,23 @@ def test_invalid_values_fail_before_training(overrides: list[str], message: str)
     assert "Error in call to target" not in shown, "our message, not Hydra's wrapper"
 
 
-@pytest.mark.parametrize(("model", "extra"), [("dense", []), ("cnn", []), ("cnn", ["data.on_device=true"])])
+FAST_DEV_RUNS: list[tuple[str, list[str]]] = [(name, []) for name in options("model")]
+FAST_DEV_RUNS.append(("cnn", ["data.on_device=true"]))
+
+
+@pytest.mark.parametrize(("model", "extra"), FAST_DEV_RUNS)
 def test_fast_dev_run(model: str, extra: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
     # batches of 64: the dense recipe's 512 is more than the 500 synthetic training images (refused up front)
     cfg = compose_train(f"model={model}", f"data.data_dir={synthetic_data_dir}", "data.val_size=100",
                         "data.batch_size=64", *extra)  # fmt: skip
     module = instantiate(cfg.model)
-    trainer = quiet_trainer(tmp_path, fast_dev_run=True)
+    history = RunHistory()
+    trainer = quiet_trainer(tmp_path, fast_dev_run=True, callbacks=[history])
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best"} <= set(trainer.callback_metrics)
     trainer.test(module, datamodule=instantiate(cfg.data))
     assert {"test/loss", "test/acc"} <= set(trainer.callback_metrics)
-    assert len(module.history) == 1 and module.history[0]["val/acc"] is not None
+    assert len(history.epochs) == 1 and history.epochs[0].val_acc is not None
 
 
 def test_one_cycle_schedule_survives_a_handful_of_steps(synthetic_data_dir: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from mnist_classifier.data.mnist_style import BlankImageError, center_in_field, 
 from mnist_classifier.data.pictures import decode_gray
 from mnist_classifier.data.user_images import find_inputs
 from mnist_classifier.reports.predictions import Prediction, print_predictions, write_predictions
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 
 def read_rows(run_dir: Path) -> list[dict[str, str]]:

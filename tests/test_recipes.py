@@ -15,7 +15,7 @@ from test_configs import compose_train, options
 
 from mnist_classifier.data import MNISTDataModule
 
-RECIPES = [["model=cnn"], ["model=dense"]] + [[f"experiment={name}"] for name in options("experiment")]
+RECIPES = [[f"model={name}"] for name in options("model")] + [[f"experiment={name}"] for name in options("experiment")]
 BATCH_SIZES = [64, 256, 1024]  # the ends of the range users type, and the middle
 STEPS_AT_PEAK = 20
 

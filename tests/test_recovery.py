@@ -19,7 +19,7 @@ from conftest import QUIET, REPO, assert_ok, run_cli
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.errors import DiskWriteError
-from mnist_classifier.tasks.metrics_file import read_metrics, write_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics, write_metrics
 
 # 500 synthetic training images in batches of 50: 10 steps an epoch. Dropout and the dense recipe's batch
 # augmentation draw random numbers every step, so an exact resume needs the generators restored.

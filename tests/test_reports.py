@@ -14,7 +14,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from mnist_classifier.reports.classification_report import classification_report, report_markdown
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 TEST_PLOTS = ("confusion_matrix.png", "misclassified.png", "per_class_accuracy.png")
 FAST = ["callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
@@ -156,7 +156,7 @@ def test_a_failing_figure_never_costs_the_run_its_results(
     from test_configs import compose_train
 
     from mnist_classifier.reports import figures
-    from mnist_classifier.tasks.runner import run_task
+    from mnist_classifier.runtime.runner import run_task
     from mnist_classifier.tasks.train import train
 
     def broken(*args: object) -> None:

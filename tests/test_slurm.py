@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, assert_ok, needs_tool, run_cli
 from test_cluster import TINY
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 
 pytestmark = pytest.mark.xdist_group("slurm")  # 2 cores: one job on the cluster at a time
 DONE = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}

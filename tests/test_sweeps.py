@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_ok, run_cli
 from test_reports import FAST, assert_png
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 from mnist_classifier.utils.threads import usable_cores
 
 

@@ -19,8 +19,8 @@ from browser import CHROMEDRIVER, CHROMIUM, chrome
 from conftest import assert_ok, needs_tool, run_cli
 from test_reports import FAST
 
+from mnist_classifier.runtime.run_identity import swept_values
 from mnist_classifier.serving.load_test import free_port
-from mnist_classifier.tasks.run_identity import swept_values
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver

@@ -13,9 +13,10 @@ import torch
 from conftest import quick_checkpoint, run_cli
 from test_configs import options
 
-from mnist_classifier.checkpoint.loader import load_checkpoint, load_model
+from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
+from mnist_classifier.models.from_checkpoint import load_model
 
 QUICK = ["data.val_size=100", "data.batch_size=50"]  # as quick_checkpoint trains
 
@@ -165,7 +166,7 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [["model=cnn"], ["model=dense"]] + [[f"experiment={name}"] for name in options("experiment")],
+    [[f"model={name}"] for name in options("model")] + [[f"experiment={name}"] for name in options("experiment")],
     ids=lambda o: o[0],
 )
 def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:

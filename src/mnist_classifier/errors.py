@@ -1,4 +1,5 @@
-"""Errors a user can fix. train.py/eval.py print them as one paragraph instead of a traceback."""
+"""Errors a user can fix. Every entry (train.py, eval.py, predict.py, export.py, serve.py) prints them as one
+paragraph and exits 2, instead of a traceback."""
 
 
 class UserFacingError(Exception):

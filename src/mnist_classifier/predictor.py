@@ -27,7 +27,7 @@ class CheckpointPredictor:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import torch
 
-        from mnist_classifier.checkpoint.loader import load_model
+        from mnist_classifier.models.from_checkpoint import load_model
 
         if threads:
             torch.set_num_threads(threads)

@@ -1,28 +1,26 @@
 """The one way a checkpoint is read (eval, resume, predict, export, serve): once, with weights_only=True
 (or, for model.safetensors + model.json, with no pickle at all), its stored configs checked against the
-allowlist (checkpoint/trust.py) before anything is built."""
+allowlist (checkpoint/trust.py) before anything is built, and its weights against the network they describe
+(models/from_checkpoint.py builds the model)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from mnist_classifier.checkpoint.trust import check_stored_configs
 from mnist_classifier.checkpoint.weights_file import SUFFIX, read_weights
-from mnist_classifier.errors import CheckpointError, UserFacingError
-
-if TYPE_CHECKING:
-    from mnist_classifier.models.classifier import MNISTClassifier
+from mnist_classifier.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 EXAMPLE_PATH = "logs/train/runs/<run>/checkpoints/last.ckpt"
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -59,7 +57,7 @@ def _read_pickled(file: Path, path: str) -> Any:
     except Exception as err:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(
             f"ckpt_path={path} cannot be read as a PyTorch checkpoint with weights_only=True "
-            f"({_first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
+            f"({first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
             f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
         ) from err
 
@@ -74,7 +72,7 @@ def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], p
             net = instantiate(net_config)
     except Exception as err:
         raise CheckpointError(
-            f"ckpt_path={path}: its stored network config cannot be built ({_first_line(err.__cause__ or err)})."
+            f"ckpt_path={path}: its stored network config cannot be built ({first_line(err.__cause__ or err)})."
         ) from err
     expected = {f"net.{name}": tuple(t.shape) for name, t in net.state_dict().items()}
     stored = {
@@ -107,25 +105,7 @@ def _check_weights_finite(state_dict: dict[str, Any], path: str) -> None:
         )
 
 
-def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier:
-    """The trained MNISTClassifier of a checked checkpoint, whichever network and recipe trained it."""
-    from mnist_classifier.models.classifier import MNISTClassifier
-
-    hyperparameters = checkpoint["hyper_parameters"]
-    _check_weights_fit(hyperparameters["net"], checkpoint["state_dict"], str(path))
+def check_weights(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """A checked checkpoint's weights: the shapes its network config builds, and all finite."""
+    _check_weights_fit(checkpoint["hyper_parameters"]["net"], checkpoint["state_dict"], str(path))
     _check_weights_finite(checkpoint["state_dict"], str(path))
-    try:
-        model = MNISTClassifier(**hyperparameters)
-        model.load_state_dict(checkpoint["state_dict"])
-        model.on_load_checkpoint(checkpoint)
-    except (UserFacingError, TypeError, ValueError, RuntimeError, KeyError) as err:
-        raise CheckpointError(
-            f"ckpt_path={path}: the model it describes cannot be rebuilt ({_first_line(err)}). "
-            f"Pass a checkpoint written by train.py."
-        ) from err
-    return model.eval()
-
-
-def load_model(path: str | Path) -> MNISTClassifier:
-    """load_checkpoint + build_model: what eval, predict, export and serve call."""
-    return build_model(load_checkpoint(path), path)

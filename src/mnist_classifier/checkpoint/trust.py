@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from mnist_classifier import registry
 from mnist_classifier.errors import CheckpointError
 
 # Hydra's special keys (`_target_`, `_partial_`, `_args_`, `_recursive_`, `_convert_`, ...)
@@ -26,8 +27,8 @@ MAX_DEPTH = 12
 MAX_STRING = 1_000
 MAX_ITEMS = 1_000
 EXTEND_HINT = (
-    "If it is your own class and you trust the checkpoint, add the class to NETWORKS in "
-    "src/mnist_classifier/models/__init__.py (or AUGMENTATIONS in src/mnist_classifier/data/__init__.py)."
+    "If it is your own class and you trust the checkpoint, add the class to NETWORKS (or AUGMENTATIONS) in "
+    "src/mnist_classifier/registry.py."
 )
 
 
@@ -56,19 +57,19 @@ def _classes_in(module: Any, base: type, exclude: Iterable[type] = ()) -> list[t
 def allowed_targets() -> dict[str, frozenset[str]]:
     """The classes each hyper-parameter may name: the project's networks and augmentations, torch.nn
     losses, torch.optim optimizers and torch.optim.lr_scheduler schedulers (classes, not modules)."""
-    from mnist_classifier.data import AUGMENTATIONS
-    from mnist_classifier.models import NETWORKS
-
     lr_scheduler = torch.optim.lr_scheduler
     schedulers = _classes_in(lr_scheduler, lr_scheduler.LRScheduler, exclude=[lr_scheduler.LRScheduler])
     groups: dict[str, list[type]] = {
-        "net": list(NETWORKS),
         "loss": _classes_in(torch.nn, torch.nn.modules.loss._Loss),
         "optimizer": _classes_in(torch.optim, torch.optim.Optimizer, exclude=[torch.optim.Optimizer]),
         "scheduler": [*schedulers, lr_scheduler.ReduceLROnPlateau],
-        "augment": list(AUGMENTATIONS),
     }
-    return {key: frozenset(name for cls in classes for name in public_names(cls)) for key, classes in groups.items()}
+    allowed = {key: frozenset(name for cls in classes for name in public_names(cls)) for key, classes in groups.items()}
+    return {
+        "net": registry.dotted_names(registry.MODELS_PACKAGE, registry.NETWORKS),
+        **allowed,
+        "augment": registry.dotted_names(registry.DATA_PACKAGE, registry.AUGMENTATIONS),
+    }
 
 
 # Where a `_target_` may stand in each stored tree, and which of them are built with `_partial_: true`.

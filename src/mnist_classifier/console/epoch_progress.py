@@ -10,15 +10,16 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from mnist_classifier.models.run_history import Epoch, epochs_of
 
-def epoch_line(row: dict[str, Any], seconds: float) -> str:
-    def number(key: str, percent: bool = False) -> str:
-        value = row.get(key)
+
+def epoch_line(epoch: Epoch, seconds: float) -> str:
+    def number(value: float | None, percent: bool = False) -> str:
         return "-" if value is None else (f"{100 * value:.2f}%" if percent else f"{value:.4f}")
 
     return (
-        f"epoch {row['epoch']}  train/loss {number('train/loss')}  val/loss {number('val/loss')}  "
-        f"val/acc {number('val/acc', percent=True)}  ({seconds:.1f} s)"
+        f"epoch {epoch.epoch}  train/loss {number(epoch.train_loss)}  val/loss {number(epoch.val_loss)}  "
+        f"val/acc {number(epoch.val_acc, percent=True)}  ({seconds:.1f} s)"
     )
 
 
@@ -68,7 +69,7 @@ class EpochProgressBar(TQDMProgressBar):
     def _print_epoch_line(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Once per epoch, as soon as its history row is complete (after validation, or at the latest
         when the next epoch starts)."""
-        history = getattr(pl_module, "history", [])
-        if trainer.is_global_zero and history and history[-1]["epoch"] not in self._printed:
-            self._printed.add(history[-1]["epoch"])
-            Tqdm.write(epoch_line(history[-1], self._epoch_seconds))
+        epochs = epochs_of(trainer)
+        if trainer.is_global_zero and epochs and epochs[-1].epoch not in self._printed:
+            self._printed.add(epochs[-1].epoch)
+            Tqdm.write(epoch_line(epochs[-1], self._epoch_seconds))

@@ -19,7 +19,7 @@ LIBRARY_WARNINGS = (
     # a resumed run has a run dir of its own, so its checkpoints go elsewhere than the first run's: intended
     (r"The dirpath has changed from .* won't be reloaded", r"lightning\..*"),
     # on a machine with SLURM installed (a login node, CI), a run started by hand is meant to be one: an
-    # sbatch/srun job is detected and set up by itself (tasks/cluster.py)
+    # sbatch/srun job is detected and set up by itself (runtime/cluster.py)
     (r"The `srun` command is available on your system but is not used", r"lightning\..*"),
 )
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from mnist_classifier.registry import AUGMENTATIONS
+
 if TYPE_CHECKING:
     from mnist_classifier.data.augment import RandomAffineBatch
     from mnist_classifier.data.mnist_datamodule import MNISTDataModule
 
-_HOMES = {"RandomAffineBatch": "augment", "MNISTDataModule": "mnist_datamodule"}
-__all__ = ["AUGMENTATIONS", "MNISTDataModule", "RandomAffineBatch"]
+# the augmentations of registry.py (the classes a checkpoint may name) are exported here by their names
+_HOMES = {**AUGMENTATIONS, "MNISTDataModule": "mnist_datamodule"}
+__all__ = ["MNISTDataModule", "RandomAffineBatch"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "AUGMENTATIONS":  # the batch augmentations a checkpoint may name in `augment._target_` (trust.py)
-        return (__getattr__("RandomAffineBatch"),)
     if name in _HOMES:
         return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,20 +18,14 @@ from hydra.utils import instantiate
 from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mnist_classifier.checkpoint.run_state import (
-    capture_metrics,
-    capture_rng,
-    restore_metrics,
-    restore_rng,
-    training_progress,
-)
+from mnist_classifier.checkpoint.run_state import capture_metrics, restore_metrics
 from mnist_classifier.data.in_memory import normalize_pixels
+from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.models.divergence import check_epoch_loss, check_final_accuracy
 from mnist_classifier.utils.fast_path import wants_channels_last
 from mnist_classifier.utils.plain import to_plain
 
-NUM_CLASSES = 10
 SCHEDULER_INTERVALS = ("step", "epoch")
 # OneCycleLR divides by zero when pct_start * total_steps <= 1 (a handful of debug steps): whole-run
 # schedules are planned over at least this many steps; a short run then just ends early in it.
@@ -106,11 +100,11 @@ class MNISTClassifier(L.LightningModule):
         )
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives resume from last.ckpt
-        self.history: list[dict[str, float | int | None]] = []
         self._schedule_steps: int | None = None  # the run length a whole-run schedule was built for
-        self._rng_to_restore: dict[str, Any] | None = None  # from a checkpoint, applied when training starts
         self._first_loss: float | None = None  # this run's first training step's loss (models/divergence.py)
-        self._last_train_acc: float | None = None
+        self._epoch_val_acc: float | None = None  # the current epoch's validation accuracy, once it ran
+        # the last epoch's accuracy (validation's, or training's if it had no validation): models/divergence.py
+        self._final_accuracy: tuple[float | None, str] = (None, "training")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -132,12 +126,7 @@ class MNISTClassifier(L.LightningModule):
 
     # --- training ---------------------------------------------------------------------------
     def on_train_start(self) -> None:
-        if not self.history:  # a fresh run: forget the sanity check; a resumed one keeps its best
-            self.val_acc_best.reset()
         self._check_resumed_schedule()
-        if self._rng_to_restore is not None:  # a resumed run: dropout and augmentation go on as they were
-            restore_rng(self._rng_to_restore)
-            self._rng_to_restore = None
 
     def _check_resumed_schedule(self) -> None:
         """A resumed OneCycle-style schedule keeps its planned length: refuse a run of another length."""
@@ -173,18 +162,15 @@ class MNISTClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         train_loss, train_acc = self.train_loss.compute(), self.train_acc.compute()
         self.log_dict({"train/loss": train_loss, "train/acc": train_acc})
-        if not self.history or self.history[-1]["epoch"] != self.current_epoch:  # no validation ran
-            self._record_epoch(val_loss=None, val_acc=None)
         self.train_loss.reset()
         self.train_acc.reset()
-        self._last_train_acc = float(train_acc)
+        val_acc, self._epoch_val_acc = self._epoch_val_acc, None
+        self._final_accuracy = (val_acc, "validation") if val_acc is not None else (float(train_acc), "training")
         lr = self.optimizer_config.get("lr")
         check_epoch_loss(self.current_epoch, float(train_loss), self._first_loss, NUM_CLASSES, lr)
 
     def on_train_end(self) -> None:
-        last = self.history[-1] if self.history else {}
-        val_acc = last.get("val/acc")
-        accuracy, which = (val_acc, "validation") if val_acc is not None else (self._last_train_acc, "training")
+        accuracy, which = self._final_accuracy
         lr = self.optimizer_config.get("lr")
         check_final_accuracy(self.trainer.global_step, accuracy, which, NUM_CLASSES, lr)
 
@@ -205,13 +191,7 @@ class MNISTClassifier(L.LightningModule):
             {"val/loss": val_loss, "val/acc": val_acc, "val/acc_best": self.val_acc_best.compute()},
             prog_bar=True,
         )
-        self._record_epoch(val_loss=float(val_loss), val_acc=float(val_acc))
-
-    def _record_epoch(self, val_loss: float | None, val_acc: float | None) -> None:
-        """One history row per epoch; recorded before ModelCheckpoint saves, so resume keeps it."""
-        train_loss = float(self.train_loss.compute()) if self.train_loss.update_count else None
-        row = {"epoch": self.current_epoch, "train/loss": train_loss, "val/loss": val_loss, "val/acc": val_acc}
-        self.history = [r for r in self.history if r["epoch"] != self.current_epoch] + [row]
+        self._epoch_val_acc = float(val_acc)
 
     # --- predict (predict.py) ------------------------------------------------------------------
     def pixel_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -259,28 +239,10 @@ class MNISTClassifier(L.LightningModule):
         return {"train_loss": self.train_loss, "train_acc": self.train_acc}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Besides weights, optimizer and schedule (Lightning's): the history, and everything else that
-        decides the rest of the run (random generators, the epoch's accumulators), and how far it got."""
-        checkpoint["history"] = self.history
-        checkpoint["rng_states"] = capture_rng()
+        """Besides weights, optimizer and schedule (Lightning's): the current epoch's accumulators, so a
+        run resumed mid-epoch reports that epoch as the uninterrupted one (the rest: models/run_history.py)."""
         checkpoint["epoch_accumulators"] = capture_metrics(self._epoch_accumulators())
-        if self._trainer is not None:
-            checkpoint["training_progress"] = training_progress(self.trainer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = checked_history(checkpoint.get("history", []))
         if "epoch_accumulators" in checkpoint:
             restore_metrics(self._epoch_accumulators(), checkpoint["epoch_accumulators"])
-        self._rng_to_restore = checkpoint.get("rng_states")
-
-
-def checked_history(history: Any) -> list[dict[str, float | int | None]]:
-    """A checkpoint's per-epoch history: a list of rows of numbers (it goes into metrics.json and figures)."""
-    keys = {"epoch", "train/loss", "val/loss", "val/acc"}
-    number = (int, float, type(None))
-    if not isinstance(history, list) or not all(
-        isinstance(row, dict) and set(row) <= keys and all(isinstance(v, number) for v in row.values())
-        for row in history
-    ):
-        raise CheckpointError("The checkpoint's training history is not a list of per-epoch numbers; it was altered.")
-    return [dict(row) for row in history]

@@ -53,7 +53,6 @@ class OnnxModel:
                 f"model_path={path} is an ONNX model, but not one export.py writes: it takes {inputs} and gives "
                 f"{outputs}, where `{INPUT_NAME}` (N, 1, 28, 28) in and `{OUTPUT_NAMES[0]}` out are expected."
             )
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """Float pixels in [0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities."""

@@ -8,8 +8,6 @@ from torch import nn
 
 from mnist_classifier.data.in_memory import normalize_pixels
 
-CLASS_LABELS = tuple(str(digit) for digit in range(10))
-
 
 class ProbabilityModel(nn.Module):
     def __init__(self, net: nn.Module) -> None:

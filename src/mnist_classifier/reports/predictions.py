@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mnist_classifier.data.in_memory import normalize_pixels
+from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.reports import figures
 from mnist_classifier.utils.atomic import atomic_file, write_text
 
-NUM_CLASSES = 10
 CONSOLE_ROWS = 20  # the rest is in predictions.csv
 GRID_IMAGES = 100
 

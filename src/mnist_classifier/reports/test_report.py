@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from mnist_classifier.digits import NUM_CLASSES
+from mnist_classifier.models.run_history import epochs_of
 from mnist_classifier.reports import figures
 from mnist_classifier.reports.classification_report import (
     classification_report,
@@ -26,7 +28,6 @@ from mnist_classifier.reports.failures import report_step
 from mnist_classifier.reports.tensorboard import add_image, log_hparams_session
 
 log = logging.getLogger(__name__)
-NUM_CLASSES = 10
 
 
 def gather_tensor(pl_module: L.LightningModule, tensor: torch.Tensor) -> torch.Tensor:
@@ -177,8 +178,7 @@ class TestReport(L.Callback):
             with report_step("hparams", self.report_errors):
                 metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
                 # from the history: eval.py's module never validates, its best lives in the checkpoint's rows
-                history = getattr(trainer.lightning_module, "history", [])
-                val_accs = [row["val/acc"] for row in history if row.get("val/acc") is not None]
+                val_accs = [epoch.val_acc for epoch in epochs_of(trainer) if epoch.val_acc is not None]
                 if val_accs:
                     metrics["val/acc_best"] = max(val_accs)
                 log_hparams_session(trainer, metrics, self.hparams_columns)

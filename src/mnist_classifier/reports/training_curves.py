@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from mnist_classifier.models.run_history import epochs_of
 from mnist_classifier.reports import figures
 from mnist_classifier.reports.failures import report_step
 
@@ -21,9 +22,9 @@ class TrainingCurves(L.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        history = getattr(pl_module, "history", [])
-        if not history or trainer.sanity_checking:
+        epochs = epochs_of(trainer)
+        if not epochs or trainer.sanity_checking:
             return
         with report_step("curves", self.report_errors):
-            figures.save_png(figures.render(figures.training_curves(history)), self.path)
+            figures.save_png(figures.render(figures.training_curves([epoch.as_row() for epoch in epochs])), self.path)
             log.debug("Training curves: %s", self.path)

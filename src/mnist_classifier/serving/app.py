@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mnist_classifier.data.pictures import OK, Digit, read_digit
+from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.predictor import Predictor
 from mnist_classifier.serving.batcher import MicroBatcher
 from mnist_classifier.serving.uploads import Refused, pictures_in, read_body
@@ -116,7 +117,7 @@ class DigitService:
             preprocess = "none" if request.query_params.get("preprocess") == "none" else "mnist"
             digits = await run_in_threadpool(self.decode, pictures, preprocess)
             usable = [i for i, digit in enumerate(digits) if digit.status == OK]
-            found = np.zeros((0, 10), np.float32)
+            found = np.zeros((0, NUM_CLASSES), np.float32)
             if usable:
                 found = await self.batcher.probabilities(np.stack([digits[i].pixels for i in usable]))
             probabilities = dict(zip(usable, found, strict=True))

@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
+from mnist_classifier.runtime.run_checks import check_common, check_integer
 from mnist_classifier.serving.app import Limits, create_app
-from mnist_classifier.tasks.run_checks import check_common, check_integer
 
 log = logging.getLogger(__name__)
 

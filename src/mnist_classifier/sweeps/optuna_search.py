@@ -29,9 +29,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from mnist_classifier.runtime.metrics_file import read_metrics
 from mnist_classifier.sweeps.search_space import search_space, trial_overrides
 from mnist_classifier.sweeps.study_report import write_study_report
-from mnist_classifier.tasks.metrics_file import read_metrics
 from mnist_classifier.utils.atomic import write_text
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from mnist_classifier.tasks.metrics_file import read_metrics
+from mnist_classifier.runtime.metrics_file import read_metrics
 from mnist_classifier.utils.atomic import atomic_file, write_text, write_with
 
 if TYPE_CHECKING:  # pandas is imported when a multirun ends, not at every run's start-up

@@ -19,14 +19,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, build_model, load_checkpoint, load_model
+from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_checkpoint
 from mnist_classifier.checkpoint.weights_file import write_weights
+from mnist_classifier.digits import CLASS_LABELS, NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, UserFacingError
+from mnist_classifier.models.from_checkpoint import build_model, load_model
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
-from mnist_classifier.models.probability_model import CLASS_LABELS, ProbabilityModel
-from mnist_classifier.tasks.run_checks import check_common
+from mnist_classifier.models.probability_model import ProbabilityModel
 from mnist_classifier.utils.atomic import write_text, write_with
-from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
 FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2", "safetensors": "model.safetensors"}
@@ -103,8 +103,6 @@ def export_safetensors(
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
-    check_common(cfg)
-    limit_threads(cfg.get("num_threads"))
     if not cfg.get("ckpt_path"):
         raise ConfigValueError(f"export.py needs a checkpoint: python export.py ckpt_path={EXAMPLE_PATH}")
     if cfg.format not in FORMATS:
@@ -118,7 +116,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / FORMATS[cfg.format]
     metadata = {
         "input": INPUT_CONVENTION,
-        "outputs": "probabilities (N, 10), logits (N, 10)",
+        "outputs": f"probabilities (N, {NUM_CLASSES}), logits (N, {NUM_CLASSES})",
         "class_labels": json.dumps(list(CLASS_LABELS)),
         "checkpoint": str(cfg.ckpt_path),
         "checkpoint_sha256": sha256(cfg.ckpt_path),

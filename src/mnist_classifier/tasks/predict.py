@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from mnist_classifier.data.mnist_style import PREPROCESSORS
 from mnist_classifier.data.user_images import UserImages, collate_digits, find_inputs
+from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, InputError
 from mnist_classifier.predictor import Predictor, load_predictor
 from mnist_classifier.reports.predictions import (
@@ -22,14 +23,14 @@ from mnist_classifier.reports.predictions import (
     write_predictions,
     write_preprocessed_grid,
 )
-from mnist_classifier.tasks.run_checks import check_common, check_integer
-from mnist_classifier.utils.threads import limit_threads, usable_cores
+from mnist_classifier.runtime.run_checks import check_integer
+from mnist_classifier.utils.threads import usable_cores
 
 AUTO_WORKERS_FROM = 1000
 
 
 def check_predict_config(cfg: DictConfig) -> None:
-    check_common(cfg)
+    """predict.py's own values (the common ones are checked by the runner)."""
     if not cfg.get("inputs"):
         raise ConfigValueError(
             "predict.py needs inputs: a file, a folder, a glob or a list, e.g. inputs=my_digit.png, "
@@ -58,7 +59,7 @@ def _probabilities(predictor: Predictor, loader: DataLoader) -> tuple[np.ndarray
     """Per input, in order: the class probabilities and the status of its image; and the first GRID_IMAGES
     preprocessed pictures for the preview grid (each picture is decoded once)."""
     statuses: list[str] = [""] * len(loader.dataset)  # type: ignore[arg-type]  # UserImages has a length
-    probabilities = np.zeros((len(statuses), 10), np.float32)
+    probabilities = np.zeros((len(statuses), NUM_CLASSES), np.float32)
     shown: list[np.ndarray] = []
     for pixels, indices, batch_statuses in loader:
         batch = pixels.numpy()
@@ -71,7 +72,6 @@ def _probabilities(predictor: Predictor, loader: DataLoader) -> tuple[np.ndarray
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     check_predict_config(cfg)
-    limit_threads(cfg.get("num_threads"))
     predictor = load_predictor(cfg.get("ckpt_path"), cfg.get("model_path"), "predict.py", cfg.get("num_threads"))
     inputs = cfg.inputs if isinstance(cfg.inputs, str) else [str(item) for item in cfg.inputs]
     dataset = UserImages(find_inputs(inputs), cfg.preprocess, cfg.max_pixels)

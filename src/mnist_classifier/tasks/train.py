@@ -12,12 +12,12 @@ from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.errors import CheckpointError
+from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
-from mnist_classifier.tasks.cluster import checkpoint_to_go_on_from, restart_count
-from mnist_classifier.tasks.run_checks import FIT_METRICS, check_train_config
-from mnist_classifier.tasks.trainer import announce_fast_path, build_trainer
+from mnist_classifier.runtime.cluster import checkpoint_to_go_on_from, restart_count
+from mnist_classifier.runtime.run_checks import FIT_METRICS, check_train_config
+from mnist_classifier.runtime.trainer import announce_fast_path, build_trainer
 from mnist_classifier.utils.plain import to_plain
-from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Returns the final metrics (see metrics.json)."""
     check_train_config(cfg)
-    limit_threads(cfg.get("num_threads"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     fit, test = cfg.get("train", True), cfg.get("test", True)
@@ -70,7 +69,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if fit:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k in FIT_METRICS})
-        history = list(model.history)
+        history = run_history(trainer).rows()
     if test:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         test_ckpt = best or (None if fit else ckpt_path)

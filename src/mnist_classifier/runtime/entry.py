@@ -1,5 +1,5 @@
-"""What every top-level entry (train.py, eval.py, ...) does around Hydra: before it composes the config,
-and with the errors it raises while doing so."""
+"""What the entries that run a task (train.py, eval.py, predict.py, export.py) do around Hydra: before it
+composes the config, and with the errors it raises while doing so."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from mnist_classifier.console.noise import quiet_library_warnings
-from mnist_classifier.tasks.runner import EXIT_BAD_INPUT, user_error_message
-from mnist_classifier.utils.resolvers import register_resolvers
+from mnist_classifier.runtime.resolvers import register_resolvers
+from mnist_classifier.runtime.runner import EXIT_BAD_INPUT, user_error_message
 
 
 def prepare(entry_file: str) -> None:
@@ -26,7 +26,7 @@ def prepare(entry_file: str) -> None:
 def run(hydra_main: Callable[[], object]) -> None:
     """Call the `@hydra.main` function so that bad input found while Hydra composes the config or makes the
     run dir (a typo'd group or key, a bad interpolation, a read-only log folder) is the project's
-    one-paragraph message and exit 2, like bad input found later by the task (tasks/runner.py).
+    one-paragraph message and exit 2, like bad input found later by the task (runtime/runner.py).
 
     Hydra reports those errors itself and exits 1, unless HYDRA_FULL_ERROR=1 makes it raise them to us.
     An error that is not bad input (a bug) propagates with its traceback; every other end is `exit_now`.

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers used by configs/; registered when train.py/eval.py import this module."""
+"""OmegaConf resolvers used by configs/; registered by train.py, eval.py, predict.py and export.py (runtime/entry.py)
+before Hydra composes their config. serve.py's config uses none of them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from omegaconf import OmegaConf
 
 from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.runtime import cluster, run_identity
 from mnist_classifier.utils.fast_path import auto_precision
 
 LR_SCALING_RULES = ("linear", "sqrt")
@@ -27,15 +29,11 @@ def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str =
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("auto_precision", auto_precision, replace=True)
     OmegaConf.register_new_resolver("scaled_lr", scaled_lr, replace=True)
-    # run dirs of jobs started by torchrun or SLURM (tasks/cluster.py)
-    from mnist_classifier.tasks import cluster
-
-    # cached, like Hydra's `now`: the sweep dir stays the same for every job of a multirun
+    # run dirs of jobs started by torchrun or SLURM (runtime/cluster.py); cached, like Hydra's `now`: the
+    # sweep dir stays the same for every job of a multirun
     OmegaConf.register_new_resolver("run_name", cluster.run_name, replace=True, use_cache=True)
     OmegaConf.register_new_resolver("rank_log_suffix", cluster.rank_log_suffix, replace=True)
     OmegaConf.register_new_resolver("rank_zero_subdir", cluster.rank_zero_subdir, replace=True)
-    # the experiment loggers' run names and a sweep job's HPARAMS columns (tasks/run_identity.py)
-    from mnist_classifier.tasks import run_identity
-
+    # the experiment loggers' run names and a sweep job's HPARAMS columns (runtime/run_identity.py)
     OmegaConf.register_new_resolver("run_label", run_identity.run_label, replace=True)
     OmegaConf.register_new_resolver("swept_values", run_identity.swept_values, replace=True)

@@ -21,6 +21,7 @@ import lightning as L
 import torch
 
 from mnist_classifier.checkpoint.run_state import training_progress
+from mnist_classifier.models.run_history import Epoch, epochs_of
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -54,7 +55,7 @@ class InterruptGuard:
     last_completed_epoch: int | None = None
     training_started: bool = False
     training_finished: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
+    epochs: list[Epoch] = field(default_factory=list)  # the run history when it stopped
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
@@ -98,7 +99,7 @@ def active_guard() -> InterruptGuard | None:
 
 
 class StopOnInterrupt(L.Callback):
-    """Always part of the trainer (tasks/trainer.py): after each training step, if a signal came, save
+    """Always part of the trainer (runtime/trainer.py): after each training step, if a signal came, save
     `last.ckpt` (mid-epoch included) and end the run. All processes of a multi-process run stop together.
 
     At the last step of an epoch the stop waits until the epoch is over (validation, epoch-end hooks):
@@ -120,13 +121,13 @@ class StopOnInterrupt(L.Callback):
             signum = int(trainer.strategy.reduce(torch.tensor(signum), reduce_op="max"))
         return signum
 
-    def _stop(self, trainer: L.Trainer, pl_module: L.LightningModule, signum: int) -> None:
+    def _stop(self, trainer: L.Trainer, signum: int) -> None:
         trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
         guard = active_guard()
         if guard is not None:
             guard.training = False
             guard.checkpoint = self.checkpoint_path
-            guard.history = list(getattr(pl_module, "history", []))
+            guard.epochs = epochs_of(trainer)
         raise RunInterrupted(signum)
 
     def on_train_batch_end(
@@ -134,13 +135,13 @@ class StopOnInterrupt(L.Callback):
     ) -> None:
         signum = self._pending_signal(trainer)
         if signum and batch_idx + 1 < trainer.num_training_batches:
-            self._stop(trainer, pl_module, signum)
+            self._stop(trainer, signum)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         guard = active_guard()
         if guard is not None:
             guard.last_completed_epoch = trainer.current_epoch
-            guard.history = list(getattr(pl_module, "history", []))
+            guard.epochs = epochs_of(trainer)
             if self.checkpoint_path.is_file():  # ModelCheckpoint's last.ckpt of the previous epoch
                 guard.checkpoint = self.checkpoint_path
         if self._pending_signal(trainer):
@@ -156,7 +157,7 @@ class StopOnInterrupt(L.Callback):
         guard.best_checkpoint = Path(best) if best else None
         signum = self._pending_signal(trainer)
         if signum:
-            self._stop(trainer, pl_module, signum)
+            self._stop(trainer, signum)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         guard = active_guard()

@@ -32,9 +32,11 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from mnist_classifier.console.config_tree import print_config_tree
 from mnist_classifier.console.results import print_results
 from mnist_classifier.errors import UserFacingError
-from mnist_classifier.tasks.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
-from mnist_classifier.tasks.metrics_file import write_metrics
+from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
+from mnist_classifier.runtime.metrics_file import write_metrics
+from mnist_classifier.runtime.run_checks import check_common
 from mnist_classifier.utils.atomic import disk_fault, disk_fault_message
+from mnist_classifier.utils.threads import limit_threads
 
 log = logging.getLogger(__name__)
 EXIT_PARTIAL, EXIT_BAD_INPUT = 1, 2
@@ -162,12 +164,13 @@ def _interrupted_record(stop: RunInterrupted, guard: InterruptGuard) -> dict[str
         "last_completed_epoch": guard.last_completed_epoch,
         "ckpt_path": str(guard.checkpoint) if guard.checkpoint else None,
         "resume_command": command,
-        "history": guard.history,
+        "history": [epoch.as_row() for epoch in guard.epochs],
     }
 
 
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
-    """Run `task`; what happened is recorded in metrics.json (status ok / failed / interrupted).
+    """Check the common values and limit the threads, then run `task`; what happened is recorded in
+    metrics.json (status ok / failed / interrupted).
 
     Single run: bad input ends the process with exit code 2 and the message alone, an interrupt with
     130/143, a bug raises. Multirun: the job is recorded and the sweep goes on (Optuna marks the trial
@@ -185,6 +188,8 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
 
     with interrupt_guard() as guard:
         try:
+            check_common(cfg)  # the values every task reads; each task checks its own
+            limit_threads(cfg.get("num_threads"))
             metrics = task(cfg)
         except RunInterrupted as stop:
             interrupted = record(_interrupted_record(stop, guard))

@@ -11,16 +11,18 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from mnist_classifier.models import MNISTClassifier
-from mnist_classifier.tasks.interrupts import StopOnInterrupt
+from mnist_classifier.models.run_history import RunHistory
+from mnist_classifier.runtime.interrupts import StopOnInterrupt
 from mnist_classifier.utils.fast_path import describe_fast_path, fast_path_record
 from mnist_classifier.utils.instantiate import instantiate_group
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
-    """Trainer with the `callbacks`, `reports` and `logger` groups of the config, plus StopOnInterrupt,
-    which every run has (Ctrl-C and SIGTERM save a resumable checkpoint, whatever the callbacks)."""
+    """Trainer with the `callbacks`, `reports` and `logger` groups of the config, plus what every run has:
+    StopOnInterrupt (Ctrl-C and SIGTERM save a resumable checkpoint, whatever the callbacks) and, last,
+    RunHistory (the epochs' rows; it restores the random generators after the other callbacks start)."""
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks") + instantiate_group(cfg.get("reports"), "reports")
-    callbacks.append(StopOnInterrupt(Path(cfg.paths.output_dir) / "checkpoints"))
+    callbacks += [StopOnInterrupt(Path(cfg.paths.output_dir) / "checkpoints"), RunHistory()]
     loggers = instantiate_group(cfg.get("logger"), "logger")
     if tags := list(cfg.get("tags") or []):
         for logger in loggers:  # MLflow and W&B also take them as run tags (configs/logger/)

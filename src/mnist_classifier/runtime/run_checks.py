@@ -35,7 +35,7 @@ def check_common(cfg: DictConfig) -> None:
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    check_common(cfg)
+    """train.py's own values (the common ones are checked by the runner)."""
     check_integer(cfg.get("seed"), "seed", 0, MAX_SEED, null_means="a random seed")
     trainer = cfg.trainer
     check_integer(trainer.get("max_epochs"), "trainer.max_epochs", 1)
