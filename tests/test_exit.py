@@ -12,7 +12,7 @@ from conftest import REPO
 
 ENTRY = """
 import atexit, sys, threading, time
-from mnist_classifier.tasks import entry
+from mnist_classifier.runtime import entry
 
 atexit.register(lambda: print("atexit ran"))
 late = threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished")))
