@@ -50,6 +50,10 @@ def test_default_runs_print_their_story_and_no_library_noise(synthetic_data_dir:
     assert result.stdout.count("Results") == 1, "exactly one results table"
     assert "test accuracy" in result.stdout and "test loss" in result.stdout and "time" in result.stdout
     assert "Warning" not in console and "Traceback" not in console
+    log = (tmp_path / "train.log").read_text()  # the same story, once each, in the run's log file
+    for line in (f"Run dir: {tmp_path}", "Fast path: ", "ConvNet: ", "features.0", "test accuracy", " checkpoint  "):
+        assert log.count(line) == 1, f"train.log should hold {line!r} once:\n{log}"
+    assert len(re.findall(r"\] - epoch \d+  train/loss [\d.]+  val/loss", log)) == 2
 
     checkpoint = next((tmp_path / "checkpoints").glob("epoch_*.ckpt"))
     evaluation = run_cli("eval.py", f"ckpt_path={checkpoint}", f"data.data_dir={synthetic_data_dir}",

@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from mnist_classifier.console.story import STORY
 from mnist_classifier.models.run_history import Epoch, epochs_of
 
 
@@ -72,4 +73,6 @@ class EpochProgressBar(TQDMProgressBar):
         epochs = epochs_of(trainer)
         if trainer.is_global_zero and epochs and epochs[-1].epoch not in self._printed:
             self._printed.add(epochs[-1].epoch)
-            Tqdm.write(epoch_line(epochs[-1], self._epoch_seconds))
+            line = epoch_line(epochs[-1], self._epoch_seconds)
+            Tqdm.write(line)  # between progress bar redraws
+            STORY.info(line)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from rich.console import Console
 from rich.table import Table
 from torch import nn
+
+from mnist_classifier.console.story import show
 
 
 def layer_rows(net: nn.Module) -> list[tuple[str, str, str, int]]:
@@ -35,4 +36,4 @@ class NetworkSummary(L.Callback):
         table.add_column("params", justify="right")
         for name, kind, shape, count in rows:
             table.add_row(name, kind, shape, f"{count:,}" if count else "")
-        Console(stderr=True).print(table)
+        show(table, stderr=True)

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+
+from mnist_classifier.console.story import show
 
 # (key in metrics.json, label, format); rows appear for the keys a task produced
 RESULT_ROWS = (
@@ -54,4 +55,4 @@ def results_table(metrics: Mapping[str, Any], run_dir: str | Path) -> Table:
 
 
 def print_results(metrics: Mapping[str, Any], run_dir: str | Path) -> None:
-    Console().print(results_table(metrics, run_dir), soft_wrap=True)
+    show(results_table(metrics, run_dir), soft_wrap=True)

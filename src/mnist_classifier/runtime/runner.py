@@ -31,6 +31,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 
 from mnist_classifier.console.config_tree import print_config_tree
 from mnist_classifier.console.results import print_results
+from mnist_classifier.console.story import tell
 from mnist_classifier.errors import UserFacingError
 from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.runtime.metrics_file import write_metrics
@@ -177,7 +178,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
     failed; the sweep summary lists it), except after an interrupt, which ends the sweep (sweeps/summary.py).
     """
     start = time.perf_counter()
-    rank_zero_only(print)(f"Run dir: {cfg.paths.output_dir}", flush=True)
+    rank_zero_only(tell)(f"Run dir: {cfg.paths.output_dir}")
     if cfg.get("extras", {}).get("print_config"):
         rank_zero_only(print_config_tree)(cfg, cfg.paths.output_dir)
 

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from mnist_classifier.console.story import tell
 from mnist_classifier.models import MNISTClassifier
 from mnist_classifier.models.run_history import RunHistory
 from mnist_classifier.runtime.interrupts import StopOnInterrupt
@@ -34,5 +35,5 @@ def announce_fast_path(trainer: L.Trainer, model: MNISTClassifier) -> dict[str, 
     """Print what was chosen for this machine (precision, layout, threads, compile) in the run header; the
     record goes into metrics.json."""
     record = fast_path_record(trainer.strategy.root_device, trainer.precision, model.channels_last, model.compiled)
-    rank_zero_only(print)(describe_fast_path(record), flush=True)
+    rank_zero_only(tell)(describe_fast_path(record))
     return record
