@@ -27,7 +27,7 @@ def run_entry(tmp_path: Path, code: str, *python_args: str) -> subprocess.Comple
     script.write_text(ENTRY.format(code=code))
     env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, *python_args, str(script)], check=False, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, *python_args, str(script)], check=False, capture_output=True, text=True, env=env
     )
 
 

@@ -4,6 +4,7 @@ composes the config, and with the errors it raises while doing so."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -59,6 +60,7 @@ def exit_now(code: int | str | None) -> NoReturn:
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`) has nothing left to take
+            stream.flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)
