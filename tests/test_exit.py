@@ -1,5 +1,6 @@
 """How every entry ends (`entry.run`): without the interpreter's teardown, yet with the same exit code,
-atexit handlers and buffered output as a normal exit; under a profiler, a normal exit, so it writes."""
+threads, executors (an idle pool worker, as joblib's launcher leaves), atexit handlers and buffered output
+as a normal exit; under a profiler, a normal exit, so it writes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from conftest import REPO
 
 ENTRY = """
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from mnist_classifier.runtime import entry
 
 atexit.register(lambda: print("atexit ran"))
 late = threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished")))
 late.start()
+pool = ThreadPoolExecutor(1)  # never shut down: its idle worker waits for Python's exit to stop it
+pool.submit(print, "pool task")
+time.sleep(0.1)
 print("buffered", end=" ")
 entry.run(lambda: sys.exit({code}))
 """
@@ -35,7 +40,7 @@ def run_entry(tmp_path: Path, code: str, *python_args: str) -> subprocess.Comple
 def test_exit_code_threads_atexit_and_output_survive(tmp_path: Path, code: str, expected: int) -> None:
     result = run_entry(tmp_path, code)
     assert result.returncode == expected, result.stderr
-    assert result.stdout.split() == ["buffered", "thread", "finished", "atexit", "ran"]
+    assert result.stdout.split() == ["pool", "task", "buffered", "thread", "finished", "atexit", "ran"]
     assert ("Error: message" in result.stderr) == (expected == 1)
 
 
