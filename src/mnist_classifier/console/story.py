@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import logging
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -15,9 +14,9 @@ from rich.console import Console
 STORY = logging.getLogger("mnist_classifier.story")
 
 
-def tell(line: str, *, stderr: bool = False) -> None:
-    """A line of the story, as it is."""
-    print(line, file=sys.stderr if stderr else sys.stdout, flush=True)
+def tell(line: str) -> None:
+    """A line of the story, as it is, on stdout."""
+    print(line, flush=True)
     STORY.info(line)
 
 
