@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import assert_ok, run_cli
 
-from mnist_classifier.console import ConsoleFormatter
+from mnist_classifier.console.formatter import ConsoleFormatter
 from mnist_classifier.console.noise import quiet_library_warnings
 
 NOISE = (

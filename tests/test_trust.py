@@ -16,7 +16,8 @@ from test_configs import options
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
-from mnist_classifier.models.from_checkpoint import load_model
+from mnist_classifier.models.from_checkpoint import build_model
+from mnist_classifier.models.trained_net import load_net
 
 QUICK = ["data.val_size=100", "data.batch_size=50"]  # as quick_checkpoint trains
 
@@ -98,7 +99,7 @@ def test_crafted_checkpoint_is_refused_before_anything_runs(name: str, real_chec
     marker = tmp_path / "marker"
     crafted = craft(real_checkpoint, name, tmp_path / "crafted.ckpt", marker)
     with pytest.raises(CheckpointError, match=CRAFTS[name][1]) as refused:
-        load_model(crafted)
+        load_net(crafted)
     assert "is refused" in str(refused.value) and "Nothing from the checkpoint was run" in str(refused.value)
     assert not marker.exists()
 
@@ -138,7 +139,7 @@ def test_weights_that_do_not_fit_the_stored_network_are_refused(real_checkpoint:
     checkpoint["hyper_parameters"]["net"]["hidden_size"] = 10**9
     torch.save(checkpoint, tmp_path / "huge.ckpt")
     with pytest.raises(CheckpointError, match="does not match its stored weights"):
-        load_model(tmp_path / "huge.ckpt")
+        load_net(tmp_path / "huge.ckpt")
 
 
 def test_weights_holding_nan_or_inf_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_weights_holding_nan_or_inf_are_refused(real_checkpoint: Path, tmp_path:
     checkpoint["state_dict"][name].view(-1)[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
     torch.save(checkpoint, tmp_path / "nan.ckpt")
     with pytest.raises(CheckpointError, match=rf"3 of its weights are NaN or infinite \(in {name} \(3\)\)"):
-        load_model(tmp_path / "nan.ckpt")
+        load_net(tmp_path / "nan.ckpt")
 
 
 def test_pickled_code_is_refused(tmp_path: Path) -> None:
@@ -171,9 +172,11 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
 )
 def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: Path, tmp_path: Path) -> None:
     path = quick_checkpoint(tmp_path / "model.ckpt", synthetic_data_dir, *overrides)
-    model = load_model(path)
     saved = torch.load(path, weights_only=True)["state_dict"]
+    model = build_model(load_checkpoint(path), path)  # eval.py's LightningModule
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items() if key.startswith("net."))
+    net = load_net(path)  # predict.py's, serve.py's and export.py's network alone
+    assert all(torch.equal(value, saved[f"net.{key}"]) for key, value in net.state_dict().items())
 
 
 def test_allowlist_holds_classes_not_modules() -> None:

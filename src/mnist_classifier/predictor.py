@@ -22,24 +22,26 @@ class Predictor(Protocol):
 
 
 class CheckpointPredictor:
-    """A checkpoint's model in inference mode, on the GPU when there is one."""
+    """A checkpoint's network in inference mode (without Lightning), on the GPU when there is one."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import torch
 
-        from mnist_classifier.models.from_checkpoint import load_model
+        from mnist_classifier.models.probability_model import ProbabilityModel
+        from mnist_classifier.models.trained_net import load_net
 
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_model(path).to(self.device)
+        self.model = ProbabilityModel(load_net(path)).to(self.device).eval()
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
-            return self.model.pixel_probabilities(batch).cpu().numpy()
+            probabilities, _ = self.model(batch)
+            return probabilities.cpu().numpy()
 
 
 def check_one_model(ckpt_path: str | None, model_path: str | None, script: str) -> None:

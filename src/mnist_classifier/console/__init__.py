@@ -1,8 +1,4 @@
 """What a run prints: where its files are, a compact model summary, one progress bar, a line per epoch
-and one results table. Library noise a user cannot act on is filtered at its source (noise.py)."""
-
-from mnist_classifier.console.epoch_progress import EpochProgressBar
-from mnist_classifier.console.formatter import ConsoleFormatter
-from mnist_classifier.console.network_summary import NetworkSummary
-
-__all__ = ["ConsoleFormatter", "EpochProgressBar", "NetworkSummary"]
+and one results table. Library noise a user cannot act on is filtered at its source (noise.py).
+Configs name the classes by their modules (`console.epoch_progress.EpochProgressBar`), and this package
+imports none of them: predict.py prints through it without Lightning, which the progress bar is made of."""

@@ -19,11 +19,10 @@ from torchmetrics import MaxMetric, MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_classifier.checkpoint.run_state import capture_metrics, restore_metrics
-from mnist_classifier.data.in_memory import normalize_pixels
 from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.models.divergence import check_epoch_loss, check_final_accuracy
-from mnist_classifier.utils.fast_path import wants_channels_last
+from mnist_classifier.utils.fast_path import uses_channels_last
 from mnist_classifier.utils.plain import to_plain
 
 SCHEDULER_INTERVALS = ("step", "epoch")
@@ -85,7 +84,7 @@ class MNISTClassifier(L.LightningModule):
         self.optimizer_config, self.scheduler_config = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
         self.net = instantiate(net)
-        self.channels_last = wants_channels_last(self.net) if channels_last == "auto" else bool(channels_last)
+        self.channels_last = uses_channels_last(self.net, channels_last)
         self.compiled = compile
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -192,12 +191,6 @@ class MNISTClassifier(L.LightningModule):
             prog_bar=True,
         )
         self._epoch_val_acc = float(val_acc)
-
-    # --- predict (predict.py) ------------------------------------------------------------------
-    def pixel_probabilities(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] (N, 1, 28, 28), white on black, as user images are prepared: class probabilities
-        (predict.py and serve.py, through predictor.py)."""
-        return self(normalize_pixels(pixels)).float().softmax(1)
 
     # --- test -------------------------------------------------------------------------------
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:

@@ -1,15 +1,15 @@
-"""The trained model of a checkpoint, read and checked by the safe loader (checkpoint/loader.py): what eval,
-predict, export and serve run."""
+"""The trained LightningModule of a checkpoint, read and checked by the safe loader (checkpoint/loader.py):
+what eval.py tests and train.py resumes (predict, serve and export need only its network: trained_net.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from mnist_classifier.checkpoint.loader import check_weights, first_line, load_checkpoint
-from mnist_classifier.errors import CheckpointError, UserFacingError
+from mnist_classifier.checkpoint.loader import check_weights
 from mnist_classifier.models.classifier import MNISTClassifier
 from mnist_classifier.models.run_history import checked_history
+from mnist_classifier.models.trained_net import REBUILD_ERRORS, cannot_rebuild
 
 
 def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier:
@@ -20,14 +20,6 @@ def build_model(checkpoint: dict[str, Any], path: str | Path) -> MNISTClassifier
         model.load_state_dict(checkpoint["state_dict"])
         model.on_load_checkpoint(checkpoint)
         checked_history(checkpoint.get("history", []))
-    except (UserFacingError, TypeError, ValueError, RuntimeError, KeyError) as err:
-        raise CheckpointError(
-            f"ckpt_path={path}: the model it describes cannot be rebuilt ({first_line(err)}). "
-            f"Pass a checkpoint written by train.py."
-        ) from err
+    except REBUILD_ERRORS as err:
+        raise cannot_rebuild(path, err) from err
     return model.eval()
-
-
-def load_model(path: str | Path) -> MNISTClassifier:
-    """load_checkpoint + build_model."""
-    return build_model(load_checkpoint(path), path)

@@ -1,7 +1,3 @@
-"""Figures and reports made with torchmetrics + seaborn/matplotlib, written to the run dir and TensorBoard."""
-
-from mnist_classifier.reports.test_report import TestReport
-from mnist_classifier.reports.training_curves import TrainingCurves
-from mnist_classifier.reports.validation_samples import ValidationSamples
-
-__all__ = ["TestReport", "TrainingCurves", "ValidationSamples"]
+"""Figures and reports made with torchmetrics + seaborn/matplotlib, written to the run dir and TensorBoard.
+Configs name the callbacks by their modules (`reports.test_report.TestReport`), and this package imports
+none of them: predict.py draws its preview grid without Lightning."""

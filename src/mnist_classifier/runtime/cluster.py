@@ -5,17 +5,26 @@ run's files, and a job that SLURM requeued (or torchrun restarted) goes on from 
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
-
-from lightning.fabric.plugins.environments import SLURMEnvironment
 
 SLURM_ARRAY = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
 
 
+def _in_slurm_job() -> bool:
+    """As Lightning decides it (SLURMEnvironment.detect): srun/sbatch, not an interactive shell. Lightning is
+    imported only inside a SLURM allocation, so predict.py and serve.py start without it."""
+    if "SLURM_NTASKS" not in os.environ:
+        return False
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect()
+
+
 def job_id() -> str | None:
     """The launcher's name for this job, the same in each of its processes; None when started by hand."""
-    if SLURMEnvironment.detect():  # as Lightning decides it: srun/sbatch, not an interactive shell
+    if _in_slurm_job():
         array_job, array_task = (os.environ.get(name) for name in SLURM_ARRAY)
         name = f"{array_job}_{array_task}" if array_job and array_task else os.environ["SLURM_JOB_ID"]
         step = os.environ.get("SLURM_STEP_ID", "")
@@ -40,6 +49,15 @@ def global_rank() -> int:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return 0
+
+
+def is_rank_zero() -> bool:
+    """Whether this process writes the run's files: rank 0 as Lightning's strategy set it once a Trainer ran
+    (`rank_zero_only.rank`, read without importing Lightning), else as the launcher's environment says
+    (predict.py runs no Trainer)."""
+    rank_zero = sys.modules.get("lightning_utilities.core.rank_zero")
+    rank = getattr(getattr(rank_zero, "rank_zero_only", None), "rank", None)
+    return (global_rank() if rank is None else rank) == 0
 
 
 def rank_log_suffix() -> str:

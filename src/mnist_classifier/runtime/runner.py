@@ -25,7 +25,6 @@ from hydra.errors import (
     OverrideParseException,
 )
 from hydra.types import RunMode
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
@@ -33,6 +32,7 @@ from mnist_classifier.console.config_tree import print_config_tree
 from mnist_classifier.console.results import print_results
 from mnist_classifier.console.story import tell
 from mnist_classifier.errors import UserFacingError
+from mnist_classifier.runtime.cluster import is_rank_zero
 from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.runtime.metrics_file import write_metrics
 from mnist_classifier.runtime.run_checks import check_common
@@ -178,13 +178,15 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
     failed; the sweep summary lists it), except after an interrupt, which ends the sweep (sweeps/summary.py).
     """
     start = time.perf_counter()
-    rank_zero_only(tell)(f"Run dir: {cfg.paths.output_dir}")
-    if cfg.get("extras", {}).get("print_config"):
-        rank_zero_only(print_config_tree)(cfg, cfg.paths.output_dir)
+    if is_rank_zero():
+        tell(f"Run dir: {cfg.paths.output_dir}")
+        if cfg.get("extras", {}).get("print_config"):
+            print_config_tree(cfg, cfg.paths.output_dir)
 
     def record(metrics: dict[str, Any]) -> dict[str, Any]:
         metrics = {**metrics, "tags": list(cfg.get("tags") or []), "wall_time_s": round(time.perf_counter() - start, 2)}
-        rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
+        if is_rank_zero():
+            write_metrics(cfg.paths.output_dir, metrics)
         return metrics
 
     with interrupt_guard() as guard:
@@ -208,7 +210,8 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
                 raise SystemExit(EXIT_BAD_INPUT) from err
             raise
     done = record({"status": "ok", **metrics})
-    rank_zero_only(print_results)(done, cfg.paths.output_dir)
+    if is_rank_zero():
+        print_results(done, cfg.paths.output_dir)
     if done["status"] == "partial" and not in_multirun():  # some inputs failed, the others are done
         raise SystemExit(EXIT_PARTIAL)
     return done

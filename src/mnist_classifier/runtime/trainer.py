@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from mnist_classifier.console.story import tell
 from mnist_classifier.models import MNISTClassifier
 from mnist_classifier.models.run_history import RunHistory
-from mnist_classifier.runtime.interrupts import StopOnInterrupt
+from mnist_classifier.runtime.stop_on_interrupt import StopOnInterrupt
 from mnist_classifier.utils.fast_path import describe_fast_path, fast_path_record
 from mnist_classifier.utils.instantiate import instantiate_group
 

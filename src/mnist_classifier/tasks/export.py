@@ -23,9 +23,9 @@ from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_checkpoint
 from mnist_classifier.checkpoint.weights_file import write_weights
 from mnist_classifier.digits import CLASS_LABELS, NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, UserFacingError
-from mnist_classifier.models.from_checkpoint import build_model, load_model
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.models.probability_model import ProbabilityModel
+from mnist_classifier.models.trained_net import build_net, load_net
 from mnist_classifier.utils.atomic import write_text, write_with
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def export_safetensors(
 ) -> Predictor:
     """The network's weights and the plain configs that rebuild it, read back through the safe loader."""
     write_weights(path, model.net, hyper_parameters, metadata)
-    return torch_predictor(ProbabilityModel(load_model(path).net).eval())
+    return torch_predictor(ProbabilityModel(load_net(path)).eval())
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if cfg.format not in FORMATS:
         raise ConfigValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}.")
     checkpoint = load_checkpoint(cfg.ckpt_path)
-    model = ProbabilityModel(build_model(checkpoint, cfg.ckpt_path).net).eval()
+    model = ProbabilityModel(build_net(checkpoint, cfg.ckpt_path)).eval()
     pixels, labels = test_set_pixels(cfg)
     reference = batched(torch_predictor(model), pixels)
     reference_acc = float((reference.argmax(1) == labels).mean())

@@ -72,10 +72,12 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "32-true"
 
 
-def wants_channels_last(net: nn.Module) -> bool:
-    """channels_last pays off for convolutions (oneDNN's and cuDNN's fast NHWC kernels) and is a no-op
-    for a network without them."""
-    return any(isinstance(module, nn.Conv2d) for module in net.modules())
+def uses_channels_last(net: nn.Module, setting: bool | str = "auto") -> bool:
+    """`model.channels_last`: true/false as set; auto pays off for convolutions (oneDNN's and cuDNN's fast
+    NHWC kernels) and is a no-op for a network without them."""
+    if setting == "auto":
+        return any(isinstance(module, nn.Conv2d) for module in net.modules())
+    return bool(setting)
 
 
 def device_kind(device: torch.device) -> str:
