@@ -9,6 +9,9 @@ import lightning as L
 import pytest
 import torch
 from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, synthetic_digits, write_idx_images, write_idx_labels
+from hydra.utils import instantiate
+from test_configs import compose_train
+from test_models import plain_argument_error
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
@@ -17,7 +20,8 @@ from mnist_classifier.data.augment import RandomAffineBatch
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
 from mnist_classifier.data.mnist_files import MNIST_FILES
 from mnist_classifier.data.resumable_sampler import ResumableSampler
-from mnist_classifier.errors import CheckpointError, ConfigValueError, DataNotFoundError
+from mnist_classifier.errors import CheckpointError, ConfigValueError, DataNotFoundError, keys_under
+from mnist_classifier.runtime.runner import user_error_message
 
 
 def make_datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:
@@ -97,27 +101,64 @@ def test_unpacked_files_work_without_download(tmp_path: Path) -> None:
     assert len(dm.test_set) == 50
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "key"),
-    [
-        ({"batch_size": 0}, "data.batch_size"),
-        ({"batch_size": 1_000_000}, "data.batch_size=1000000 is larger than the training set"),
-        ({"eval_batch_size": 10_001}, "data.eval_batch_size=10001 is larger than the test set"),
-        ({"eval_batch_size": -1}, "data.eval_batch_size"),
-        ({"num_workers": -2}, "data.num_workers"),
-        ({"val_size": 60_000}, "data.val_size"),
-        ({"on_device": True, "num_workers": 2}, "data.on_device"),
-        ({"augment": {"_target_": "mnist_classifier.data.augment.RandomAffineBatch", "translate": 2}}, "data.augment"),
-    ],
+AFFINE = "mnist_classifier.data.augment.RandomAffineBatch"
+LARGE_BATCH = (
+    "data.batch_size=1000000 is larger than the training set (55000 images once data.val_size=5000 are kept for "
+    "validation): one batch would be the whole set at best. Use a batch a fraction of it, e.g. data.batch_size=128."
 )
-def test_bad_values_fail_with_the_key(kwargs: dict, key: str, tmp_path: Path) -> None:
-    with pytest.raises(Exception, match=key.replace(".", r"\.")):
-        MNISTDataModule(data_dir=str(tmp_path), **kwargs)
+ON_DEVICE = (
+    "data.on_device=true keeps the images on the GPU, where loader worker processes cannot index them: set "
+    "data.num_workers=0."
+)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument", "overrides", "shown"),
+    [
+        ({"batch_size": 0}, "batch_size", ["data.batch_size=0"], "data.batch_size must be a positive integer, got 0."),
+        ({"batch_size": 1_000_000}, "batch_size=1000000 is larger", ["data.batch_size=1000000"], LARGE_BATCH),
+        ({"eval_batch_size": 10_001}, "eval_batch_size=10001 is larger than the test set",
+         ["data.eval_batch_size=10001"], "data.eval_batch_size=10001 is larger than the test set (10000 images): "
+         "use at most 10000, e.g. data.eval_batch_size=1000."),
+        ({"eval_batch_size": -1}, "eval_batch_size", ["data.eval_batch_size=-1"],
+         "data.eval_batch_size must be a positive integer, got -1."),
+        ({"num_workers": -2}, "num_workers", ["data.num_workers=-2"],
+         "data.num_workers must be an integer >= 0, got -2."),
+        ({"val_size": 60_000}, "val_size", ["data.val_size=60000"], "data.val_size must be an integer in [1, 59999] "
+         "(images taken from the official 60k training file for validation), got 60000."),
+        ({"on_device": True, "num_workers": 2}, "on_device", ["data.on_device=true", "data.num_workers=2"], ON_DEVICE),
+        ({"shuffle_seed": "x"}, "shuffle_seed", ["data.shuffle_seed=x"],
+         "data.shuffle_seed must be an integer or null, got 'x'."),
+        ({"augment": {"_target_": AFFINE, "translate": 2}}, "augment.translate",
+         ["model=dense", "data.augment.translate=2"], "data.augment.translate must be in [0, 1), got 2."),
+    ],
+)  # fmt: skip
+def test_bad_values_name_the_argument_and_through_the_config_the_key(
+    kwargs: dict, argument: str, overrides: list[str], shown: str, tmp_path: Path
+) -> None:
+    """The datamodule alone names its argument; built from the config (as train.py does) the key."""
+    plain_argument_error(lambda: MNISTDataModule(data_dir=str(tmp_path), **kwargs), argument)
+    with pytest.raises(Exception) as err:
+        instantiate(compose_train(*overrides).data)
+    assert user_error_message(err.value) == shown
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [({"degrees": -1}, "degrees"), ({"translate": 1.0}, "translate"), ({"scale": [1.1, 0.9]}, "scale"),
+     ({"scale": [0.0, 1.0]}, "scale"), ({"scale": 1.0}, "scale")],
+)  # fmt: skip
+def test_augmentation_names_its_argument(kwargs: dict, argument: str) -> None:
+    plain_argument_error(lambda: RandomAffineBatch(**kwargs), argument)
 
 
 def test_val_size_larger_than_train_file(synthetic_data_dir: Path) -> None:
-    with pytest.raises(ConfigValueError, match="leaves no training images"):
-        make_datamodule(synthetic_data_dir, val_size=SYNTHETIC_TRAIN)
+    """Checked against the file in setup(): train.py's fit names it `data.val_size` (keys_under)."""
+    dm = MNISTDataModule(data_dir=str(synthetic_data_dir), val_size=SYNTHETIC_TRAIN)
+    plain_argument_error(dm.setup, f"val_size={SYNTHETIC_TRAIN} leaves no training images")
+    keyed = rf"^data\.val_size={SYNTHETIC_TRAIN} leaves no training images"
+    with pytest.raises(ConfigValueError, match=keyed), keys_under("data"):
+        dm.setup()
 
 
 def test_missing_files_and_failed_download_give_one_clear_error(
@@ -134,10 +175,14 @@ def test_missing_files_and_failed_download_give_one_clear_error(
 
 
 def test_batch_larger_than_the_training_file(synthetic_data_dir: Path) -> None:
-    with pytest.raises(
-        ConfigValueError, match=rf"data\.batch_size={SYNTHETIC_TRAIN - 50} is larger than the training set"
-    ):
-        make_datamodule(synthetic_data_dir, val_size=100, batch_size=SYNTHETIC_TRAIN - 50)
+    """Also checked in setup(); through train.py: tests/test_recovery.py::test_bad_run_value_is_one_paragraph..."""
+    batch = SYNTHETIC_TRAIN - 50
+    dm = MNISTDataModule(data_dir=str(synthetic_data_dir), val_size=100, batch_size=batch)
+    err = plain_argument_error(dm.setup, f"batch_size={batch} is larger than the training set")
+    assert str(err).endswith(f"leaves {SYNTHETIC_TRAIN - 100} images after val_size=100. Use a smaller batch_size.")
+    keyed = rf"^data\.batch_size={batch} is larger .* after data\.val_size=100\. Use a smaller data\.batch_size\.$"
+    with pytest.raises(ConfigValueError, match=keyed), keys_under("data"):
+        dm.setup()
 
 
 def test_failed_download_leaves_no_folder_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,8 @@
 """Fuzzing as a habit (hypothesis): the picture decoder and MNIST-style preprocessing, the checkpoint
 trust check and the config checks get thousands of generated inputs, and only their documented outcomes
 may come out: a picture or an ImageRejected status, None or a CheckpointError / ConfigValueError that
-names the key. Any other exception, from deep inside a library, fails the test. derandomize keeps CI
-repeatable; each test stays at a few seconds."""
+names the key or an ArgumentError that names the argument. Any other exception, from deep inside a
+library, fails the test. derandomize keeps CI repeatable; each test stays at a few seconds."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from mnist_classifier.checkpoint.trust import check_hyperparameters
 from mnist_classifier.data.mnist_datamodule import MNISTDataModule
 from mnist_classifier.data.mnist_style import ImageRejected
 from mnist_classifier.data.pictures import OK, decode_bytes, prepare_digit
-from mnist_classifier.errors import CheckpointError, ConfigValueError
+from mnist_classifier.errors import ArgumentError, CheckpointError, ConfigValueError
 from mnist_classifier.runtime.run_checks import check_integer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")  # Pillow's notes on damaged files
@@ -116,11 +116,13 @@ def test_integer_check_accepts_or_names_the_key(value: Any) -> None:
 @settings(FUZZ, max_examples=300)
 @given(st.dictionaries(st.sampled_from(["batch_size", "eval_batch_size", "num_workers", "val_size", "shuffle_seed",
                                         "on_device"]), VALUES, max_size=3))  # fmt: skip
-def test_data_config_builds_or_names_the_key(values: dict[str, Any]) -> None:
+def test_datamodule_builds_or_names_the_argument(values: dict[str, Any]) -> None:
+    """Its own argument; built from the config `data`, the key (`data.batch_size ...`)."""
     try:
         MNISTDataModule(data_dir="unused", **values)
-    except ConfigValueError as err:
-        assert str(err).startswith("data."), str(err)
+    except ArgumentError as err:
+        assert str(err).startswith(err.argument) and "data." not in str(err), str(err)
+        assert str(err.under("data")).startswith(f"data.{err.argument}"), str(err.under("data"))
 
 
 if __name__ == "__main__":  # a longer run by hand: python tests/test_fuzz.py

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from conftest import quiet_trainer
 from hydra.utils import instantiate
 from test_configs import compose_train, options
 
+from mnist_classifier.errors import ArgumentError, UserFacingError
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
 from mnist_classifier.models.run_history import RunHistory
 from mnist_classifier.runtime.runner import user_error_message
@@ -68,18 +71,57 @@ def test_compiled_model_keeps_the_plain_state_dict() -> None:
     assert all(key.startswith(("net.", "val_acc_best.")) for key in plain.state_dict())
 
 
+def plain_argument_error(build: Callable[[], Any], argument: str) -> ArgumentError:
+    """The error a plain object (network, augmentation, datamodule) raises for a bad argument: a ValueError
+    whose message starts with the argument's name and holds no config path; not a user-facing one."""
+    with pytest.raises(ArgumentError) as caught:
+        build()
+    err = caught.value
+    assert isinstance(err, ValueError) and not isinstance(err, UserFacingError)
+    assert str(err).startswith(argument), str(err)
+    assert "model." not in str(err) and "data." not in str(err), str(err)
+    return err
+
+
+@pytest.mark.parametrize(
+    ("net", "kwargs", "argument"),
+    [
+        (DenseNet, {"dropout": 1.0}, "dropout"),
+        (DenseNet, {"hidden_sizes": [512, 0]}, "hidden_sizes"),
+        (ConvNet, {"channels": []}, "channels"),
+        (ConvNet, {"channels": [0, 8]}, "channels"),
+        (ConvNet, {"kernel_sizes": [5]}, "channels"),
+        (ConvNet, {"pool_first": "yes"}, "pool_first"),
+        (ConvNet, {"padding": "full"}, "padding"),
+        (ConvNet, {"padding": "same", "kernel_sizes": [4, 3]}, "kernel_sizes"),
+        (ConvNet, {"hidden_size": -1}, "hidden_size"),
+        (ConvNet, {"pool_sizes": [8, 8]}, "pool_sizes"),
+    ],
+)
+def test_networks_name_their_argument_not_a_config_key(net: type, kwargs: dict[str, Any], argument: str) -> None:
+    assert plain_argument_error(lambda: net(**kwargs), argument).argument == argument
+
+
+def test_the_classifier_names_its_nets_arguments() -> None:
+    """The classifier builds its net from the `net` config: a bad value there is one of `net.`."""
+    cfg = compose_train("model=cnn", "model.net.channels=[0,8]").model
+    with pytest.raises(ArgumentError, match=r"^net\.channels must be positive integers, got \[0, 8\]\.$"):
+        MNISTClassifier(net=cfg.net, loss=cfg.loss, optimizer=cfg.optimizer)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (["model=cnn", "model.optimizer.lr=0"], "model.optimizer"),
         (["model=dense", "model.optimizer.lr=-0.1"], "model.optimizer"),
         (["model=dense", "model.optimizer.momentum=-1"], "model.optimizer"),
-        (["model=dense", "model.net.dropout=1.0"], r"model\.net\.dropout"),
-        (["model=dense", "model.net.hidden_sizes=[512,0]"], r"model\.net\.hidden_sizes"),
-        (["model=cnn", "model.net.channels=[]"], r"model\.net\.channels"),
-        (["model=cnn", "model.net.kernel_sizes=[5]"], "one entry per conv block"),
-        (["model=cnn", "model.net.padding=same", "model.net.kernel_sizes=[4,3]"], "odd"),
-        (["model=cnn", "model.net.pool_sizes=[8,8]"], "to nothing"),
+        (["model=dense", "model.net.dropout=1.0"], r"^model\.net\.dropout must be in \[0, 1\), got 1\.0\.$"),
+        (["model=dense", "model.net.hidden_sizes=[512,0]"], r"^model\.net\.hidden_sizes must be positive integers"),
+        (["model=cnn", "model.net.channels=[]"], r"^model\.net\.channels must list at least one value"),
+        (["model=cnn", "model.net.kernel_sizes=[5]"], r"^model\.net\.channels, kernel_sizes and pool_sizes need one"),
+        (["model=cnn", "model.net.padding=same", "model.net.kernel_sizes=[4,3]"], r"^model\.net\.kernel_sizes .* odd"),
+        (["model=cnn", "model.net.pool_sizes=[8,8]"], r"^model\.net\.pool_sizes \[8, 8\] shrink .* to nothing"),
+        (["model=cnn", "model.net.hidden_size=-1"], r"^model\.net\.hidden_size must be an integer >= 0"),
         (["model=cnn", "model.scheduler_interval=batch"], "scheduler_interval"),
         (["model=cnn", "~model.optimizer._partial_"], "_partial_"),
     ],

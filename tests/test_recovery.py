@@ -210,6 +210,7 @@ BAD_VALUES = {
     "num_threads=0": "num_threads must be a whole number >= 1",
     "data.batch_size=0": "data.batch_size must be a positive integer",
     "data.shuffle_seed=x": "data.shuffle_seed must be an integer or null",
+    "data.batch_size=550": "data.batch_size=550 is larger than the training set: the training file in",  # in fit
     "trainer.limit_val_batches=0": "Validation is off (trainer.limit_val_batches=0), but callbacks.model_checkpoint",
     "trainer.precision=banana": "`trainer` (lightning.pytorch.trainer.trainer.Trainer) cannot be built from the "
     "config: Precision 'banana' is invalid",

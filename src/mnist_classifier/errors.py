@@ -1,5 +1,17 @@
 """Errors a user can fix. Every entry (train.py, eval.py, predict.py, export.py, serve.py) prints them as one
-paragraph and exits 2, instead of a traceback."""
+paragraph and exits 2, instead of a traceback.
+
+The networks, the augmentation and the datamodule are plain objects that know no config: they raise
+ArgumentError, naming their own argument. Whoever reads the config names the key: an object built from
+a sub-config (the classifier's `net`) re-raises it `under` that argument, the runner under Hydra's key
+(`model.net.channels ...`), and `keys_under` for checks that run after the object is built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+KeyOf = Callable[[str], str]  # an argument's name -> how the message writes it (the bare name or a config key)
 
 
 class UserFacingError(Exception):
@@ -30,3 +42,31 @@ class InputError(UserFacingError):
 class DiskWriteError(UserFacingError, OSError):
     """A file could not be written (disk full, file too large, read-only or not writable folder); the
     previous version of the file is intact."""
+
+
+class ArgumentError(ValueError):
+    """A plain object was given a bad argument. `message(key)` writes the message with each argument's name
+    as `key(name)`: the bare name (`channels must be positive integers, got [0].`), or once the error is
+    `under` a config path, the key (`model.net.channels ...`). Not user-facing: a program passing a bad
+    argument has a bug; the code that read the value from a config makes it a ConfigValueError."""
+
+    def __init__(self, argument: str, message: Callable[[KeyOf], str], path: str = "") -> None:
+        self.argument, self.message, self.path = argument, message, path
+        super().__init__(message(self.key))
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def under(self, path: str) -> ArgumentError:
+        """The same error, for an object built from the config at `path`."""
+        return ArgumentError(self.argument, self.message, f"{path}.{self.path}" if self.path else path)
+
+
+@contextmanager
+def keys_under(path: str) -> Iterator[None]:
+    """A bad argument found in this block (the datamodule's checks against its files, in setup()) is one of
+    the object built from the config at `path`: the user reads the key, as one paragraph and exit 2."""
+    try:
+        yield
+    except ArgumentError as err:
+        raise ConfigValueError(str(err.under(path))) from err

@@ -9,9 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
-from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.errors import ArgumentError
 
 _BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a black pixel after normalisation
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class RandomAffineBatch(torch.nn.Module):
@@ -21,10 +25,14 @@ class RandomAffineBatch(torch.nn.Module):
         self, degrees: float = 10.0, translate: float = 0.1, scale: Sequence[float] = (0.9, 1.1)
     ) -> None:
         super().__init__()
-        if degrees < 0 or not 0 <= translate < 1 or len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ConfigValueError(
-                f"data.augment: need degrees >= 0, 0 <= translate < 1 and 0 < scale[0] <= scale[1]; "
-                f"got degrees={degrees}, translate={translate}, scale={list(scale)}."
+        if not _is_number(degrees) or degrees < 0:
+            raise ArgumentError("degrees", lambda key: f"{key('degrees')} must be a number >= 0, got {degrees!r}.")
+        if not _is_number(translate) or not 0 <= translate < 1:
+            raise ArgumentError("translate", lambda key: f"{key('translate')} must be in [0, 1), got {translate!r}.")
+        pair = isinstance(scale, Sequence) and len(scale) == 2 and all(_is_number(bound) for bound in scale)
+        if not pair or not 0 < scale[0] <= scale[1]:
+            raise ArgumentError(
+                "scale", lambda key: f"{key('scale')} must be [low, high] with 0 < low <= high, got {scale!r}."
             )
         self.degrees = float(degrees)
         self.translate = float(translate)

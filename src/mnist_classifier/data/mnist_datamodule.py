@@ -7,13 +7,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from mnist_classifier.data.in_memory import InMemoryMNIST, keep_batch
 from mnist_classifier.data.mnist_files import ensure_mnist, load_split
 from mnist_classifier.data.resumable_sampler import ResumableSampler
-from mnist_classifier.errors import CheckpointError, ConfigValueError
+from mnist_classifier.errors import ArgumentError, CheckpointError
+from mnist_classifier.utils.instantiate import instantiate_argument
 from mnist_classifier.utils.plain import to_plain
 
 OFFICIAL_TRAIN_SIZE = 60_000
@@ -51,36 +51,45 @@ class MNISTDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if not isinstance(value, int) or value < 1:
-                raise ConfigValueError(f"data.{name} must be a positive integer, got {value!r}.")
+                raise ArgumentError(name, lambda key: f"{key(name)} must be a positive integer, got {value!r}.")
         if not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigValueError(f"data.num_workers must be an integer >= 0, got {num_workers!r}.")
+            raise ArgumentError(
+                "num_workers", lambda key: f"{key('num_workers')} must be an integer >= 0, got {num_workers!r}."
+            )
         if not isinstance(val_size, int) or not 0 < val_size < OFFICIAL_TRAIN_SIZE:
-            raise ConfigValueError(
-                f"data.val_size must be an integer in [1, {OFFICIAL_TRAIN_SIZE - 1}] (images taken "
-                f"from the official 60k training file for validation), got {val_size!r}."
+            raise ArgumentError(
+                "val_size",
+                lambda key: f"{key('val_size')} must be an integer in [1, {OFFICIAL_TRAIN_SIZE - 1}] (images taken "
+                f"from the official 60k training file for validation), got {val_size!r}.",
             )
         if batch_size > OFFICIAL_TRAIN_SIZE - val_size:
-            raise ConfigValueError(
-                f"data.batch_size={batch_size} is larger than the training set ({OFFICIAL_TRAIN_SIZE - val_size} "
-                f"images once data.val_size={val_size} are kept for validation): one batch would be the "
-                f"whole set at best. Use a batch a fraction of it, e.g. data.batch_size=128."
+            raise ArgumentError(
+                "batch_size",
+                lambda key: f"{key('batch_size')}={batch_size} is larger than the training set "
+                f"({OFFICIAL_TRAIN_SIZE - val_size} images once {key('val_size')}={val_size} are kept for "
+                f"validation): one batch would be the whole set at best. Use a batch a fraction of it, e.g. "
+                f"{key('batch_size')}=128.",
             )
         if eval_batch_size > OFFICIAL_TEST_SIZE:
-            raise ConfigValueError(
-                f"data.eval_batch_size={eval_batch_size} is larger than the test set ({OFFICIAL_TEST_SIZE} "
-                f"images): use at most {OFFICIAL_TEST_SIZE}, e.g. data.eval_batch_size=1000."
+            raise ArgumentError(
+                "eval_batch_size",
+                lambda key: f"{key('eval_batch_size')}={eval_batch_size} is larger than the test set "
+                f"({OFFICIAL_TEST_SIZE} images): use at most {OFFICIAL_TEST_SIZE}, e.g. {key('eval_batch_size')}=1000.",
             )
         if on_device and num_workers > 0:
-            raise ConfigValueError(
-                "data.on_device=true keeps the images on the GPU, where loader worker processes "
-                "cannot index them: set data.num_workers=0."
+            raise ArgumentError(
+                "on_device",
+                lambda key: f"{key('on_device')}=true keeps the images on the GPU, where loader worker processes "
+                f"cannot index them: set {key('num_workers')}=0.",
             )
         if shuffle_seed is not None and (not isinstance(shuffle_seed, int) or isinstance(shuffle_seed, bool)):
-            raise ConfigValueError(f"data.shuffle_seed must be an integer or null, got {shuffle_seed!r}.")
+            raise ArgumentError(
+                "shuffle_seed", lambda key: f"{key('shuffle_seed')} must be an integer or null, got {shuffle_seed!r}."
+            )
         self.data_dir, self.val_size, self.split_seed = data_dir, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory, self.on_device, self.download = num_workers, pin_memory, on_device, download
-        self.augment = instantiate(augment) if augment else None
+        self.augment = instantiate_argument("augment", augment) if augment else None
         # after seed_everything(seed), torch's initial seed is the run's seed
         self.shuffle_seed = torch.initial_seed() % 2**32 if shuffle_seed is None else shuffle_seed
         self.train_position = {"epoch": 0, "batches": 0}  # batches trained in that epoch
@@ -100,19 +109,21 @@ class MNISTDataModule(L.LightningDataModule):
         if stage in (None, "fit", "validate") and self.data_train is None:
             images, labels = load_split(self.data_dir, train=True)
             if len(labels) <= self.val_size:
-                raise ConfigValueError(
-                    f"data.val_size={self.val_size} leaves no training images: the training "
-                    f"file in {self.data_dir} holds only {len(labels)}."
+                raise ArgumentError(
+                    "val_size",
+                    lambda key: f"{key('val_size')}={self.val_size} leaves no training images: the training "
+                    f"file in {self.data_dir} holds only {len(labels)}.",
                 )
             order = torch.randperm(
                 len(labels), generator=torch.Generator().manual_seed(self.split_seed)
             )
             train_idx, val_idx = order[: -self.val_size], order[-self.val_size :]
             if self.batch_size > len(train_idx):
-                raise ConfigValueError(
-                    f"data.batch_size={self.batch_size} is larger than the training set: the training file "
-                    f"in {self.data_dir} leaves {len(train_idx)} images after data.val_size={self.val_size}. "
-                    f"Use a smaller data.batch_size."
+                raise ArgumentError(
+                    "batch_size",
+                    lambda key: f"{key('batch_size')}={self.batch_size} is larger than the training set: the "
+                    f"training file in {self.data_dir} leaves {len(train_idx)} images after "
+                    f"{key('val_size')}={self.val_size}. Use a smaller {key('batch_size')}.",
                 )
             self.data_train = InMemoryMNIST(images[train_idx], labels[train_idx]).to(device)
             self.data_val = InMemoryMNIST(images[val_idx], labels[val_idx]).to(device)

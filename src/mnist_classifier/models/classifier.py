@@ -23,6 +23,7 @@ from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.models.divergence import check_epoch_loss, check_final_accuracy
 from mnist_classifier.utils.fast_path import uses_channels_last
+from mnist_classifier.utils.instantiate import instantiate_argument
 from mnist_classifier.utils.plain import to_plain
 
 SCHEDULER_INTERVALS = ("step", "epoch")
@@ -83,7 +84,7 @@ class MNISTClassifier(L.LightningModule):
         )
         self.optimizer_config, self.scheduler_config = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
-        self.net = instantiate(net)
+        self.net = instantiate_argument("net", net)
         self.channels_last = uses_channels_last(self.net, channels_last)
         self.compiled = compile
         if self.channels_last:

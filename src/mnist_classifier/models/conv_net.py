@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.errors import ArgumentError
 from mnist_classifier.models.validation import dropout_probability, positive_ints
 
 
@@ -33,24 +33,33 @@ class ConvNet(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        channels = positive_ints("model.net.channels", channels, allow_empty=False)
-        kernel_sizes = positive_ints("model.net.kernel_sizes", kernel_sizes)
-        pool_sizes = positive_ints("model.net.pool_sizes", pool_sizes)
-        dropout = dropout_probability("model.net.dropout", dropout)
+        channels = positive_ints("channels", channels, allow_empty=False)
+        kernel_sizes = positive_ints("kernel_sizes", kernel_sizes)
+        pool_sizes = positive_ints("pool_sizes", pool_sizes)
+        dropout = dropout_probability("dropout", dropout)
         if not len(channels) == len(kernel_sizes) == len(pool_sizes):
-            raise ConfigValueError(
-                "model.net.channels, kernel_sizes and pool_sizes need one entry per conv block; got "
-                f"{len(channels)}, {len(kernel_sizes)} and {len(pool_sizes)} entries."
+            raise ArgumentError(
+                "channels",
+                lambda key: (
+                    f"{key('channels')}, kernel_sizes and pool_sizes need one entry per conv block; got "
+                    f"{len(channels)}, {len(kernel_sizes)} and {len(pool_sizes)} entries."
+                ),
             )
         if not isinstance(pool_first, bool):
-            raise ConfigValueError(f"model.net.pool_first must be true or false, got {pool_first!r}.")
+            raise ArgumentError(
+                "pool_first", lambda key: f"{key('pool_first')} must be true or false, got {pool_first!r}."
+            )
         if padding not in ("valid", "same"):
-            raise ConfigValueError(f"model.net.padding must be 'valid' or 'same', got {padding!r}.")
+            raise ArgumentError("padding", lambda key: f"{key('padding')} must be 'valid' or 'same', got {padding!r}.")
         if padding == "same" and any(k % 2 == 0 for k in kernel_sizes):
-            raise ConfigValueError(f"model.net.kernel_sizes must be odd with padding='same', got {kernel_sizes}.")
+            raise ArgumentError(
+                "kernel_sizes",
+                lambda key: f"{key('kernel_sizes')} must be odd with padding='same', got {kernel_sizes}.",
+            )
         if not isinstance(hidden_size, int) or hidden_size < 0:
-            raise ConfigValueError(
-                f"model.net.hidden_size must be an integer >= 0 (0: no hidden layer), got {hidden_size!r}."
+            raise ArgumentError(
+                "hidden_size",
+                lambda key: f"{key('hidden_size')} must be an integer >= 0 (0: no hidden layer), got {hidden_size!r}.",
             )
         blocks: list[nn.Module] = []
         size, in_channels = image_size, 1
@@ -65,8 +74,9 @@ class ConvNet(nn.Module):
             size = (size + 2 * pad - kernel + 1) // pool
             in_channels = out_channels
         if size < 1:
-            raise ConfigValueError(
-                f"model.net.pool_sizes {pool_sizes} shrink the {image_size}x{image_size} image to nothing."
+            raise ArgumentError(
+                "pool_sizes",
+                lambda key: f"{key('pool_sizes')} {pool_sizes} shrink the {image_size}x{image_size} image to nothing.",
             )
         head: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout)]
         width = in_channels * size * size

@@ -21,8 +21,8 @@ class DenseNet(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        hidden_sizes = positive_ints("model.net.hidden_sizes", hidden_sizes)
-        dropout = dropout_probability("model.net.dropout", dropout)
+        hidden_sizes = positive_ints("hidden_sizes", hidden_sizes)
+        dropout = dropout_probability("dropout", dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         width = input_size
         for size in hidden_sizes:

@@ -31,7 +31,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from mnist_classifier.console.config_tree import print_config_tree
 from mnist_classifier.console.results import print_results
 from mnist_classifier.console.story import tell
-from mnist_classifier.errors import UserFacingError
+from mnist_classifier.errors import ArgumentError, UserFacingError
 from mnist_classifier.runtime.cluster import is_rank_zero
 from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.runtime.metrics_file import write_metrics
@@ -47,13 +47,17 @@ def user_error_message(err: BaseException) -> str | None:
     """The message for errors caused by bad input (config, paths, files); None for real bugs.
 
     Our own errors raised while Hydra instantiates a config arrive wrapped in (possibly nested)
-    InstantiationExceptions: the innermost one of ours is the message to show.
+    InstantiationExceptions: the innermost one of ours is the message to show. A bad argument of the
+    object Hydra was building names the key of the config it came from (`data` + `batch_size`).
     """
     cause: BaseException | None = err
+    wrapper: InstantiationException | None = None
     while isinstance(cause, InstantiationException):
-        cause = cause.__cause__
+        wrapper, cause = cause, cause.__cause__
     if isinstance(cause, UserFacingError):
         return str(cause)
+    if isinstance(cause, ArgumentError) and wrapper is not None and (key := _full_key(wrapper)):
+        return str(cause.under(key))
     if isinstance(err, InstantiationException):
         return _instantiation_message(err, cause)
     message = _config_message(err)
@@ -112,17 +116,22 @@ def _composition_message(err: ConfigCompositionException) -> str:
 def _instantiation_message(err: InstantiationException, cause: BaseException | None) -> str:
     """Hydra's 'Error in call to target ...' turned into which config key failed and the library's reason."""
     text = str(err)
-    key = re.search(r"full_key: (\S+)", text)
+    name = _full_key(err)
     target = re.search(r"target '([^']+)'", text)
-    if key is None or cause is None:
+    if name is None or cause is None:
         return " ".join(text.split())
     built = f" ({target.group(1)})" if target else ""
     reason = " ".join(str(cause).split()).rstrip(".")
-    name = key.group(1)
     return (
         f"`{name}`{built} cannot be built from the config: {reason}. "
         f"Check the `{name}.*` values on the command line or in its config file."
     )
+
+
+def _full_key(err: InstantiationException) -> str | None:
+    """The config key Hydra was building, from its message's `full_key: ...` (the first, for a nested error)."""
+    key = re.search(r"full_key: (\S+)", str(err))
+    return key.group(1) if key else None
 
 
 def in_multirun() -> bool:

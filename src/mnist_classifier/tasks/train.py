@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import load_checkpoint
-from mnist_classifier.errors import CheckpointError
+from mnist_classifier.errors import CheckpointError, keys_under
 from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
 from mnist_classifier.runtime.cluster import checkpoint_to_go_on_from, restart_count
@@ -67,7 +67,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {"fast_path": announce_fast_path(trainer, model)}
     history: list[dict[str, Any]] = []
     if fit:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        with keys_under("data"):  # the datamodule checks its sizes against the files in setup(), during fit
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k in FIT_METRICS})
         history = run_history(trainer).rows()
     if test:

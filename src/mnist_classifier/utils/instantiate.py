@@ -1,13 +1,15 @@
-"""Build lists of callbacks/loggers from config groups; an entry that cannot be built is an error."""
+"""Build lists of callbacks/loggers from config groups, and the objects an object's arguments describe."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.errors import ArgumentError, ConfigValueError
 
 
 def instantiate_group(group: DictConfig | None, group_name: str) -> list[Any]:
@@ -24,3 +26,14 @@ def instantiate_group(group: DictConfig | None, group_name: str) -> list[Any]:
             )
         objects.append(instantiate(entry))
     return objects
+
+
+def instantiate_argument(argument: str, config: Mapping[str, Any]) -> Any:
+    """The object the `_target_` config of an object's `argument` describes (the classifier's `net`, the
+    datamodule's `augment`): a bad argument of it is one of `argument` (`net.channels ...`)."""
+    try:
+        return instantiate(config)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ArgumentError):
+            raise err.__cause__.under(argument) from err
+        raise
