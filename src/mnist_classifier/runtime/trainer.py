@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from mnist_classifier.console.story import tell
 from mnist_classifier.models import MNISTClassifier
+from mnist_classifier.models.ensemble import EnsembleClassifier
 from mnist_classifier.models.run_history import RunHistory
 from mnist_classifier.runtime.interrupts import StopOnInterrupt
 from mnist_classifier.utils.fast_path import describe_fast_path, fast_path_record
@@ -31,7 +32,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def announce_fast_path(trainer: L.Trainer, model: MNISTClassifier) -> dict[str, Any]:
+def announce_fast_path(trainer: L.Trainer, model: MNISTClassifier | EnsembleClassifier) -> dict[str, Any]:
     """Print what was chosen for this machine (precision, layout, threads, compile) in the run header; the
     record goes into metrics.json."""
     record = fast_path_record(trainer.strategy.root_device, trainer.precision, model.channels_last, model.compiled)
