@@ -126,12 +126,15 @@ class EnsembleClassifier(L.LightningModule):
         return cast("list[MulticlassAccuracy]", list(self.member_acc))  # a ModuleList, so they move with the model
 
     def description(self) -> str:
-        """One line for the console: which members are averaged, and how each runs."""
-        members = ", ".join(
-            f"{path} ({network.rsplit('.', 1)[-1]}{', channels_last' if channels_last else ''})"
-            for path, network, channels_last in zip(self.paths, self.networks, self.member_channels_last, strict=True)
-        )
-        return f"Ensemble: the mean of the probabilities of {len(self.paths)} checkpoints: {members}"
+        """For the console: which members are averaged, and how each runs."""
+        lines = [f"Ensemble of {len(self.paths)} checkpoints, the mean of their probabilities:"]
+        for number, (path, network, channels_last) in enumerate(
+            zip(self.paths, self.networks, self.member_channels_last, strict=True), start=1
+        ):
+            lines.append(
+                f"  {number}. {path} ({network.rsplit('.', 1)[-1]}{', channels_last' if channels_last else ''})"
+            )
+        return "\n".join(lines)
 
     def member_rows(self) -> list[dict[str, Any]]:
         """Per member, for metrics.json: its checkpoint, network, layout and (once tested) test accuracy."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_checkpoint
@@ -30,7 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         model = build_model(checkpoint, cfg.ckpt_path)
     else:
         model = load_ensemble(ensemble_paths(cfg.ckpt_path))
-        tell(model.description())
+        rank_zero_only(tell)(model.description())
     datamodule = instantiate(cfg.data)
     trainer = build_trainer(cfg)
     if checkpoint is not None:  # the test report reads its best epoch; an ensemble has none (each member had its own)
@@ -42,8 +43,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if isinstance(model, EnsembleClassifier):
         metrics["ckpt_path"] = model.paths
         metrics["ensemble"] = model.member_rows()
-        for number, row in enumerate(metrics["ensemble"], start=1):
-            tell(f"Member {number}: test accuracy {100 * row['test/acc']:.2f}% ({row['ckpt_path']})")
+        accuracies = ", ".join(f"{100 * row['test/acc']:.2f}%" for row in metrics["ensemble"])
+        rank_zero_only(tell)(f"Members' test accuracy: {accuracies}")
     else:
         metrics["ckpt_path"] = str(cfg.ckpt_path)
     if errors := report_errors(trainer.callbacks):  # type: ignore[attr-defined]  # set by Lightning at run time
