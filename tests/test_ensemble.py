@@ -110,7 +110,7 @@ def test_eval_reports_the_ensemble_and_its_members(
         alone = CheckpointPredictor(path).probabilities(pixels)
         assert row["test/acc"] == pytest.approx(float((alone.argmax(1) == labels).mean()), abs=1e-6)
     assert "Ensemble of 2 checkpoints, the mean of their probabilities" in result.stdout
-    assert f"  2. {members[1]} (DenseNet)" in result.stdout
+    assert f"  2. {members[1]} (DenseNet)" in result.stdout and "ensemble of" in result.stdout  # results table
     assert "report_errors" not in metrics and (tmp_path / "plots" / "confusion_matrix.png").is_file()
 
 

@@ -61,7 +61,7 @@ def load_predictor(
     check_one_model(ckpt_path, model_path, script)
     if model_path:
         return OnnxModel(model_path, threads)
-    if isinstance(ckpt_path, str):
+    if isinstance(ckpt_path, (str, Path)):
         return CheckpointPredictor(ckpt_path, threads)
     from mnist_classifier.models.ensemble import AveragedPredictor, ensemble_paths, load_members
 

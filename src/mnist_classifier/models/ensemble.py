@@ -93,10 +93,12 @@ class EnsembleClassifier(L.LightningModule):
         self.save_hyperparameters({"members": list(paths)})  # the HPARAMS tab's columns
         self.paths = list(paths)
         self.net = AveragedNet(members)  # each member's forward keeps its own layout (channels_last)
-        self.networks = [network_name(member) for member in members]
-        self.member_channels_last = [member.channels_last for member in members]
+        self.members_run: list[dict[str, Any]] = [  # what metrics.json and the console say of each member
+            {"ckpt_path": path, "network": network_name(member), "channels_last": member.channels_last}
+            for path, member in zip(paths, members, strict=True)
+        ]
         # for the run header: the fast path one member at least takes
-        self.channels_last = any(self.member_channels_last)
+        self.channels_last = any(member.channels_last for member in members)
         self.compiled = any(member.compiled for member in members)
         self.test_loss = MeanMetric(nan_strategy="disable")
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
@@ -128,23 +130,15 @@ class EnsembleClassifier(L.LightningModule):
     def description(self) -> str:
         """For the console: which members are averaged, and how each runs."""
         lines = [f"Ensemble of {len(self.paths)} checkpoints, the mean of their probabilities:"]
-        for number, (path, network, channels_last) in enumerate(
-            zip(self.paths, self.networks, self.member_channels_last, strict=True), start=1
-        ):
-            lines.append(
-                f"  {number}. {path} ({network.rsplit('.', 1)[-1]}{', channels_last' if channels_last else ''})"
-            )
+        for number, member in enumerate(self.members_run, start=1):
+            layout = ", channels_last" if member["channels_last"] else ""
+            lines.append(f"  {number}. {member['ckpt_path']} ({member['network'].rsplit('.', 1)[-1]}{layout})")
         return "\n".join(lines)
 
     def member_rows(self) -> list[dict[str, Any]]:
-        """Per member, for metrics.json: its checkpoint, network, layout and (once tested) test accuracy."""
-        rows: list[dict[str, Any]] = [
-            {"ckpt_path": path, "network": network, "channels_last": channels_last}
-            for path, network, channels_last in zip(self.paths, self.networks, self.member_channels_last, strict=True)
-        ]
-        for row, accuracy in zip(rows, self.member_test_acc, strict=False):
-            row["test/acc"] = accuracy
-        return rows
+        """After testing, per member for metrics.json: its checkpoint, network, layout and own test accuracy."""
+        tested = zip(self.members_run, self.member_test_acc, strict=True)
+        return [{**member, "test/acc": accuracy} for member, accuracy in tested]
 
 
 def load_ensemble(paths: Sequence[str]) -> EnsembleClassifier:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from hydra.utils import instantiate
@@ -12,11 +12,13 @@ from omegaconf import DictConfig
 
 from mnist_classifier.console.story import tell
 from mnist_classifier.models import MNISTClassifier
-from mnist_classifier.models.ensemble import EnsembleClassifier
 from mnist_classifier.models.run_history import RunHistory
 from mnist_classifier.runtime.interrupts import StopOnInterrupt
 from mnist_classifier.utils.fast_path import describe_fast_path, fast_path_record
 from mnist_classifier.utils.instantiate import instantiate_group
+
+if TYPE_CHECKING:
+    from mnist_classifier.models.ensemble import EnsembleClassifier
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
