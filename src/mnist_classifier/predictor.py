@@ -8,6 +8,7 @@ model needs neither torch nor Lightning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -44,7 +45,7 @@ class CheckpointPredictor:
             return probabilities.cpu().numpy()
 
 
-def check_one_model(ckpt_path: str | None, model_path: str | None, script: str) -> None:
+def check_one_model(ckpt_path: str | Sequence[str] | None, model_path: str | None, script: str) -> None:
     """Exactly one of a checkpoint (ckpt_path) or an exported ONNX model (model_path)."""
     if bool(ckpt_path) == bool(model_path):
         from mnist_classifier.checkpoint.loader import EXAMPLE_PATH  # torch, but only to say what is wrong
@@ -55,9 +56,16 @@ def check_one_model(ckpt_path: str | None, model_path: str | None, script: str) 
         )
 
 
-def load_predictor(ckpt_path: str | None, model_path: str | None, script: str, threads: int | None = None) -> Predictor:
+def load_predictor(
+    ckpt_path: str | Sequence[str] | None, model_path: str | None, script: str, threads: int | None = None
+) -> Predictor:
+    """`ckpt_path=[a,b,c]`, a list, is an ensemble: the mean of its members' probabilities (models/ensemble.py)."""
     check_one_model(ckpt_path, model_path, script)
     if model_path:
         return OnnxModel(model_path, threads)
-    assert ckpt_path is not None
-    return CheckpointPredictor(ckpt_path, threads)
+    if isinstance(ckpt_path, (str, Path)):
+        return CheckpointPredictor(ckpt_path, threads)
+    from mnist_classifier.models.ensemble import AveragedPredictor, ensemble_paths, load_members
+
+    members = load_members(ensemble_paths(ckpt_path), lambda path: CheckpointPredictor(path, threads).probabilities)
+    return AveragedPredictor(members)

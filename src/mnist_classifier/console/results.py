@@ -46,7 +46,9 @@ def results_table(metrics: Mapping[str, Any], run_dir: str | Path) -> Table:
     for key, label, kind in RESULT_ROWS:
         if metrics.get(key) is not None:
             table.add_row(label, _format(metrics[key], kind))
-    if metrics.get("ckpt_path"):
+    if isinstance(metrics.get("ckpt_path"), list):  # an ensemble's members
+        table.add_row("ensemble of", "\n".join(map(str, metrics["ckpt_path"])))
+    elif metrics.get("ckpt_path"):
         table.add_row("checkpoint", str(metrics["ckpt_path"]))
     table.add_row("run dir", str(run_dir))
     files = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(run_dir).iterdir() if not p.name.startswith("."))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from hydra.utils import instantiate
@@ -16,6 +16,9 @@ from mnist_classifier.models.run_history import RunHistory
 from mnist_classifier.runtime.stop_on_interrupt import StopOnInterrupt
 from mnist_classifier.utils.fast_path import describe_fast_path, fast_path_record
 from mnist_classifier.utils.instantiate import instantiate_group
+
+if TYPE_CHECKING:
+    from mnist_classifier.models.ensemble_classifier import EnsembleClassifier
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
@@ -31,7 +34,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
-def announce_fast_path(trainer: L.Trainer, model: MNISTClassifier) -> dict[str, Any]:
+def announce_fast_path(trainer: L.Trainer, model: MNISTClassifier | EnsembleClassifier) -> dict[str, Any]:
     """Print what was chosen for this machine (precision, layout, threads, compile) in the run header; the
     record goes into metrics.json."""
     record = fast_path_record(trainer.strategy.root_device, trainer.precision, model.channels_last, model.compiled)

@@ -23,6 +23,7 @@ from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_checkpoint
 from mnist_classifier.checkpoint.weights_file import write_weights
 from mnist_classifier.digits import CLASS_LABELS, NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, UserFacingError
+from mnist_classifier.models.ensemble import AveragedNet, ensemble_paths, load_members, network_name
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.models.probability_model import ProbabilityModel
 from mnist_classifier.models.trained_net import build_net, load_net
@@ -102,13 +103,43 @@ def export_safetensors(
     return torch_predictor(ProbabilityModel(load_net(path)).eval())
 
 
+def ensemble_model(cfg: DictConfig) -> tuple[ProbabilityModel, dict[str, Any]]:
+    """`ckpt_path=[a,b,c]`: one graph for the ensemble, its members' networks averaged (models/ensemble.py);
+    what it records of its members, in place of one checkpoint's path and sha256."""
+    if cfg.format == "safetensors":
+        raise ConfigValueError(
+            "format=safetensors writes one network's weights, not an ensemble's: export ckpt_path=[...] as "
+            "format=onnx or format=pt2 (one graph averaging the members), or each member on its own."
+        )
+    paths = ensemble_paths(cfg.ckpt_path)
+    members = load_members(paths, load_net)
+    model = ProbabilityModel(AveragedNet(members)).eval()
+    rows = [
+        {"checkpoint": path, "checkpoint_sha256": sha256(path), "network": network_name(member)}
+        for path, member in zip(paths, members, strict=True)
+    ]
+    return model, {"members": rows, "network": f"{AveragedNet.__module__}.{AveragedNet.__name__}"}
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("ckpt_path"):
         raise ConfigValueError(f"export.py needs a checkpoint: python export.py ckpt_path={EXAMPLE_PATH}")
     if cfg.format not in FORMATS:
         raise ConfigValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}.")
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    model = ProbabilityModel(build_net(checkpoint, cfg.ckpt_path)).eval()
+    outputs = f"probabilities (N, {NUM_CLASSES}), logits (N, {NUM_CLASSES})"
+    hyper_parameters: dict[str, Any] = {}  # what model.json records (format=safetensors: one checkpoint only)
+    if isinstance(cfg.ckpt_path, str):
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        hyper_parameters = checkpoint["hyper_parameters"]
+        model = ProbabilityModel(build_net(checkpoint, cfg.ckpt_path)).eval()
+        source: dict[str, Any] = {
+            "checkpoint": str(cfg.ckpt_path),
+            "checkpoint_sha256": sha256(cfg.ckpt_path),
+            "network": str(hyper_parameters["net"]["_target_"]),
+        }
+    else:
+        model, source = ensemble_model(cfg)
+        outputs += f"; an ensemble of {len(source['members'])}: the mean of its members' probabilities, and its log"
     pixels, labels = test_set_pixels(cfg)
     reference = batched(torch_predictor(model), pixels)
     reference_acc = float((reference.argmax(1) == labels).mean())
@@ -116,17 +147,15 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / FORMATS[cfg.format]
     metadata = {
         "input": INPUT_CONVENTION,
-        "outputs": f"probabilities (N, {NUM_CLASSES}), logits (N, {NUM_CLASSES})",
+        "outputs": outputs,
         "class_labels": json.dumps(list(CLASS_LABELS)),
-        "checkpoint": str(cfg.ckpt_path),
-        "checkpoint_sha256": sha256(cfg.ckpt_path),
+        **{key: value if isinstance(value, str) else json.dumps(value) for key, value in source.items()},
         "test_accuracy": f"{reference_acc:.6f}",
-        "network": str(checkpoint["hyper_parameters"]["net"]["_target_"]),
     }
     exporters: dict[str, Callable[[ProbabilityModel, Path, dict[str, str]], Predictor]] = {
         "onnx": export_onnx,
         "pt2": export_pt2,
-        "safetensors": partial(export_safetensors, hyper_parameters=checkpoint["hyper_parameters"]),
+        "safetensors": partial(export_safetensors, hyper_parameters=hyper_parameters),
     }
     exporter = exporters[cfg.format]
     exported = batched(exporter(model, output, metadata), pixels)
@@ -136,8 +165,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     check = {
         "format": cfg.format,
         "model_path": str(output),
-        "checkpoint": str(cfg.ckpt_path),
-        "checkpoint_sha256": metadata["checkpoint_sha256"],
+        **{key: value for key, value in source.items() if key != "network"},
         "test_images": len(labels),
         "checkpoint_test_acc": reference_acc,
         "exported_test_acc": exported_acc,

@@ -85,6 +85,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     written.append(write_preprocessed_grid(shown, rows, output_dir / "preprocessed.png"))
     print_predictions(rows)
     failed = sum(row.status != "ok" for row in rows)
+    model = cfg.get("model_path") or cfg.ckpt_path
     if failed == len(rows):
         reasons = sorted({row.status for row in rows})
         raise InputError(
@@ -98,5 +99,5 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         "predicted": len(rows) - failed,
         "failed": failed,
         "predictions": [str(path) for path in written],
-        "model": str(cfg.get("model_path") or cfg.ckpt_path),
+        "model": str(model) if isinstance(model, str) else list(model),  # a list: an ensemble's checkpoints
     }
