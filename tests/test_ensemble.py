@@ -170,7 +170,10 @@ def test_untrusted_and_unbuildable_members_are_refused(members: list[Path], tmp_
         paths, named = [str(members[0]), str(bad)], re.escape(f"Ensemble member 2 of 2: ckpt_path={bad}")
         with pytest.raises(CheckpointError, match=f"{named}.*{reason}"):
             load_ensemble(paths)
-        with pytest.raises(CheckpointError, match=f"{named}.*{reason}"):
+        if bad is crafted:
+            with pytest.raises(CheckpointError, match=f"{named}.*{reason}"):
+                load_predictor(ListConfig(paths), None, "serve.py")
+        else:  # predict and serve run the networks alone: a training setting they never read is no obstacle
             load_predictor(ListConfig(paths), None, "serve.py")
     assert not marker.exists()
 
