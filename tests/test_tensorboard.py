@@ -19,6 +19,7 @@ from browser import CHROMEDRIVER, CHROMIUM, chrome
 from conftest import assert_ok, needs_tool, run_cli
 from test_reports import FAST
 
+from mnist_classifier.reports.tensorboard_link import FIRST_CARDS, TENSORBOARD_PORT, timeseries_link
 from mnist_classifier.runtime.run_identity import swept_values
 from mnist_classifier.serving.load_test import free_port
 
@@ -67,7 +68,9 @@ def tensorboard(sweep: tuple[Path, str]) -> Iterator[str]:
     sweep_dir, stdout = sweep
     command = f"tensorboard --logdir {shlex.quote(str(sweep_dir))}"
     assert f"Compare the jobs in TensorBoard: {command}" in stdout
-    assert command in (sweep_dir / "summary.md").read_text()
+    assert f"then open {timeseries_link()}" in stdout
+    summary = (sweep_dir / "summary.md").read_text()
+    assert command in summary and timeseries_link() in summary
     port = free_port()
     executable = Path(sys.executable).with_name("tensorboard")
     process = subprocess.Popen(
@@ -113,10 +116,15 @@ def test_tensorboard_in_a_browser_compares_the_sweep(tensorboard: str, sweep: tu
     driver.set_window_size(1280, 900)
     try:
         wait = WebDriverWait(driver, 30)
-        driver.get(tensorboard + "#timeseries")
+        # the link the summary printed, on this TensorBoard's port
+        printed = timeseries_link().replace(f"localhost:{TENSORBOARD_PORT}/", tensorboard.removeprefix("http://"))
+        driver.get(printed)
         wait.until(lambda d: all(run in d.find_element(By.TAG_NAME, "body").text for run in runs))
         groups = [g.get_attribute("title") for g in driver.find_elements(By.CSS_SELECTOR, ".group-title[title]")]
         assert groups == ["test", "train", "val"], "no `epoch` card, no `hparams/` copies of the test metrics"
+        pinned = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "metrics-pinned-view tb-truncated-path.tag"))
+        first = [card.get_attribute("title") for card in driver.find_elements(By.CSS_SELECTOR, "tb-truncated-path.tag")]
+        assert [card.get_attribute("title") for card in pinned] == list(FIRST_CARDS) == first[: len(FIRST_CARDS)]
         # cards render when scrolled to: the tag filter brings the ones to check on screen
         tag_filter = driver.find_element(By.CSS_SELECTOR, ".tag-filter input")
         asked = {"train/loss", "val/acc", "epoch"}
@@ -124,11 +132,11 @@ def test_tensorboard_in_a_browser_compares_the_sweep(tensorboard: str, sweep: tu
         cards = wait.until(lambda d: (shown := card_titles(d)) <= asked and len(shown) >= 2 and shown)
         assert cards == {"train/loss", "val/acc"}, cards
         tag_filter.send_keys(Keys.CONTROL, "a", Keys.BACKSPACE)
-        # the picture in the README: the test results folded away, the curves of both runs
-        driver.find_element(By.CSS_SELECTOR, ".group-title[title='test']").click()
-        driver.find_element(By.XPATH, "//button[contains(., 'Settings')]").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tb-truncated-path.tag[title='train/loss']")) == 1)
-        time.sleep(1)  # the line charts draw after their cards
+        # the picture in the README: the printed link's view, the training curves of both runs pinned first
+        tag_filter.send_keys(Keys.ESCAPE)
+        driver.execute_script("document.activeElement.blur()")  # no autocomplete list over the cards
+        driver.find_element(By.XPATH, "//button[contains(., 'Settings')]").click()  # the side pane closed
+        time.sleep(2)  # the line charts draw after their cards
         driver.save_screenshot(str(tmp_path / "timeseries.png"))
 
         driver.get(tensorboard + "#hparams")

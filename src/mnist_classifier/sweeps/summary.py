@@ -16,6 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from mnist_classifier.reports.tensorboard_link import timeseries_link
 from mnist_classifier.runtime.metrics_file import read_metrics
 from mnist_classifier.utils.atomic import atomic_file, write_text, write_with
 
@@ -115,7 +116,12 @@ def _markdown(jobs: pd.DataFrame, best: int | None, metric: str, tensorboard: st
         + "\n".join(lines)
         + "\n"
         + (f"\nFailures:{notes}\n" if notes else "")
-        + (f"\nCompare the jobs' curves and HPARAMS: `{tensorboard}`\n" if tensorboard else "")
+        + (
+            f"\nCompare the jobs' curves and HPARAMS: `{tensorboard}`, then open {timeseries_link()} "
+            f"(the training curves pinned first)\n"
+            if tensorboard
+            else ""
+        )
     )
 
 
@@ -195,6 +201,7 @@ class SweepSummary(Callback):
         self._print(jobs, best, metric, sweep_dir)
         if tensorboard:
             print(f"Compare the jobs in TensorBoard: {tensorboard}")
+            print(f"  then open {timeseries_link()} (the training curves pinned first)")
         return jobs
 
     @staticmethod
