@@ -1,6 +1,7 @@
 """The model behind a URL: `python serve.py ckpt_path=PATH` (or model_path=model.onnx), then open
 http://127.0.0.1:8000 (see README). Serving an ONNX model imports neither torch nor Lightning, so this
-entry does not use the training runner (runtime/runner.py): bad input is one paragraph and exit 2 here too."""
+entry does not use the training runner (runtime/runner.py); bad input, whether Hydra finds it while composing
+the config (`porrt=1`, `limits=x`) or the server does, is one paragraph and exit 2 here too."""
 
 import logging
 import os
@@ -10,21 +11,31 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mnist_classifier.errors import UserFacingError
+from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
 from mnist_classifier.serving.server import serve
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
-EXIT_BAD_INPUT = 2
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="serve")
 def main(cfg: DictConfig) -> None:
     try:
         serve(cfg)
-    except UserFacingError as err:
-        logging.getLogger("serve").error(" ".join(str(err).split()))
+    except Exception as err:
+        message = user_error_message(err)  # bad input: a model file, a value, an interpolation
+        if message is None:
+            raise
+        logging.getLogger("serve").error(" ".join(message.split()))  # to the console and the run's serve.log
         sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":
-    main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its own errors to us instead of printing them, exit 1
+    try:
+        main()
+    except Exception as err:  # found while Hydra composed the config or made the run dir
+        message = user_error_message(err)
+        if message is None:
+            raise
+        print(f"Error: {message}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)

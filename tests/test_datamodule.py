@@ -21,7 +21,7 @@ from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
 from mnist_classifier.data.mnist_files import MNIST_FILES
 from mnist_classifier.data.resumable_sampler import ResumableSampler
 from mnist_classifier.errors import CheckpointError, ConfigValueError, DataNotFoundError, keys_under
-from mnist_classifier.runtime.runner import user_error_message
+from mnist_classifier.runtime.error_messages import user_error_message
 
 
 def make_datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:

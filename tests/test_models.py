@@ -16,7 +16,7 @@ from test_configs import compose_train, options
 from mnist_classifier.errors import ArgumentError, UserFacingError
 from mnist_classifier.models import ConvNet, DenseNet, MNISTClassifier
 from mnist_classifier.models.run_history import RunHistory
-from mnist_classifier.runtime.runner import user_error_message
+from mnist_classifier.runtime.error_messages import user_error_message
 
 
 def build(model: str, *overrides: str) -> MNISTClassifier:

@@ -302,6 +302,19 @@ def test_an_onnx_model_is_served_without_torch_and_stops_cleanly(tmp_path: Path)
     assert ready_s < 10, f"ready in {ready_s:.1f} s"  # about 2 s on 2 idle cores; the test machine is shared
 
 
+@pytest.mark.parametrize(
+    ("override", "key"), [("porrt=8000", "'porrt'"), ("limits.max_batch=${nowhere}", "limits.max_batch")]
+)
+def test_a_config_hydra_cannot_compose_is_one_paragraph_and_exit_2(override: str, key: str, tmp_path: Path) -> None:
+    command = [sys.executable, str(REPO / "serve.py"), "model_path=model.onnx", override,
+               f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    env = {**os.environ, "PROJECT_ROOT": str(REPO)}
+    result = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and key in result.stderr, result.stderr  # one paragraph, naming the key
+    assert "Traceback" not in result.stderr
+
+
 def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     env = {**os.environ, "PROJECT_ROOT": str(REPO)}

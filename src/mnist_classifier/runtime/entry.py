@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from mnist_classifier.console.noise import quiet_library_warnings
+from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
 from mnist_classifier.runtime.resolvers import register_resolvers
-from mnist_classifier.runtime.runner import EXIT_BAD_INPUT, user_error_message
 
 
 def prepare(entry_file: str) -> None:

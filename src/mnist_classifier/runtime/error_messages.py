@@ -1,0 +1,113 @@
+"""Bad input turned into the one paragraph a user reads (exit 2): our own errors, and those Hydra and
+OmegaConf raise while composing or instantiating the config. No torch here: serve.py, which must start
+without it for an ONNX model, reports its config errors with this too."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from hydra.errors import (
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
+
+from mnist_classifier.errors import ArgumentError, UserFacingError
+from mnist_classifier.utils.atomic import disk_fault, disk_fault_message
+
+EXIT_BAD_INPUT = 2
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The message for errors caused by bad input (config, paths, files); None for real bugs.
+
+    Our own errors raised while Hydra instantiates a config arrive wrapped in (possibly nested)
+    InstantiationExceptions: the innermost one of ours is the message to show. A bad argument of the
+    object Hydra was building names the key of the config it came from (`data` + `batch_size`).
+    """
+    cause: BaseException | None = err
+    wrapper: InstantiationException | None = None
+    while isinstance(cause, InstantiationException):
+        wrapper, cause = cause, cause.__cause__
+    if isinstance(cause, UserFacingError):
+        return str(cause)
+    if isinstance(cause, ArgumentError) and wrapper is not None and (key := _full_key(wrapper)):
+        return str(cause.under(key))
+    if isinstance(err, InstantiationException):
+        return _instantiation_message(err, cause)
+    message = _config_message(err)
+    if message is not None:
+        return message
+    fault = disk_fault(err)
+    return None if fault is None else disk_fault_message(fault.filename or "a file of this run", fault)
+
+
+def _config_message(err: BaseException) -> str | None:
+    """Errors found while composing the config (Hydra raises them before the task starts) or reading it."""
+    if isinstance(err, MissingConfigException):
+        return _missing_config_message(err)
+    if isinstance(err, ConfigCompositionException):
+        return _composition_message(err)
+    if isinstance(err, OverrideParseException):
+        return (
+            f"Cannot read the command line override: {' '.join(str(err).split())}. Write overrides as "
+            f"key=value; quote values with brackets, spaces or $ for the shell, e.g. 'data.data_dir=\"my dir\"'."
+        )
+    if isinstance(err, InterpolationResolutionError):
+        where = f" (in `{err.full_key}`)" if err.full_key else ""
+        return (
+            f"{str(err).splitlines()[0].rstrip('.')}{where}. Check the ${{...}} references in "
+            f"that value: each must name a config key or a resolver such as ${{now:...}} or ${{oc.env:...}}."
+        )
+    if isinstance(err, (UserFacingError, OmegaConfBaseException)):
+        return " ".join(str(err).split())
+    return None
+
+
+def _missing_config_message(err: MissingConfigException) -> str:
+    """`model=cnnn`: the group, what was asked and the options there are."""
+    missing = err.missing_cfg_file or ""
+    group, _, name = missing.rpartition("/")
+    if err.options and group:
+        options = ", ".join(err.options)
+        return (
+            f"There is no `{group}={name}`: the config group `{group}` has {options}. "
+            f"Choose one of them, e.g. `{group}={err.options[0]}` (configs/{group}/ holds them)."
+        )
+    return f"{str(err).split(chr(10))[0]}. Check the config name and the config groups under configs/."
+
+
+def _composition_message(err: ConfigCompositionException) -> str:
+    """`model.foo=1`: Hydra's reason, the library's detail, and how to list the keys there are."""
+    reason, _, hint = str(err).partition("\n")
+    detail = f" ({str(err.__cause__).splitlines()[0].rstrip('.')})" if err.__cause__ else ""
+    hint = f" {' '.join(hint.split()).rstrip('.')}." if hint else ""
+    return (
+        f"{reason.rstrip('.')}{detail}.{hint} Check the spelling against the keys the config has: "
+        f"`python {Path(sys.argv[0]).name} --cfg job` prints them."
+    )
+
+
+def _instantiation_message(err: InstantiationException, cause: BaseException | None) -> str:
+    """Hydra's 'Error in call to target ...' turned into which config key failed and the library's reason."""
+    text = str(err)
+    name = _full_key(err)
+    target = re.search(r"target '([^']+)'", text)
+    if name is None or cause is None:
+        return " ".join(text.split())
+    built = f" ({target.group(1)})" if target else ""
+    reason = " ".join(str(cause).split()).rstrip(".")
+    return (
+        f"`{name}`{built} cannot be built from the config: {reason}. "
+        f"Check the `{name}.*` values on the command line or in its config file."
+    )
+
+
+def _full_key(err: InstantiationException) -> str | None:
+    """The config key Hydra was building, from its message's `full_key: ...` (the first, for a nested error)."""
+    key = re.search(r"full_key: (\S+)", str(err))
+    return key.group(1) if key else None
