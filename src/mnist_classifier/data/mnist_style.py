@@ -5,9 +5,10 @@ is inverted, the paper's tone and shading are subtracted, and faint noise is dro
 
 `preprocess=mnist` (the default) does all of it; `preprocess=none` takes 28x28 white-on-black images as
 they are. Everything here is small numpy/Pillow work on one image; the model sees whole batches. It runs
-for every picture predict.py and serve.py are given, so it is written for speed with Pillow's results:
-resizing is Pillow's; its rank filters (min, median) and the median are computed in numpy, equal to the
-value; few calls, since on a 28x28 drawing each one's overhead is most of its cost.
+for every picture predict.py and serve.py are given, so it is written for speed: resizing is Pillow's,
+but Pillow's rank filters (min, median on a float image: slow) and numpy's median and partition are
+replaced by numpy code that gives the same values bit for bit (tests/test_mnist_style.py); and few calls,
+since on a 28x28 drawing each call's overhead is most of its cost.
 """
 
 from __future__ import annotations
