@@ -303,16 +303,47 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     return rows
 
 
+def preprocess_rows(digits: Any, report: dict[str, Any]) -> list[Row]:
+    """`preprocess=mnist` (data/mnist_style.py) alone, per picture, best of 3 rounds: what predict.py and
+    serve.py spend on each picture before the model sees it."""
+    import numpy as np
+    from drawn_digits import STROKES, render
+    from photo_digits import photo_like
+
+    from mnist_classifier.data.mnist_style import mnist_style
+
+    rng = np.random.default_rng(0)
+    kinds = {
+        "1,000 MNIST test digits, 28x28": [digit / np.float32(255) for digit in digits[:1_000]],
+        "10 hand-drawn digits, 200x200": [np.asarray(render(digit), np.float32) / 255 for digit in STROKES],
+        "200 photo-like pictures, 110-550 px": [
+            np.asarray(photo_like(digit, rng).convert("L"), np.float32) / 255 for digit in digits[:200]
+        ],
+    }
+    rows: list[Row] = []
+    for label, pictures in kinds.items():
+        seconds = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for gray in pictures:
+                mnist_style(gray)
+            seconds.append((time.perf_counter() - start) / len(pictures))
+        report.setdefault("preprocess_ms", {})[label] = min(seconds) * 1e3
+        rows.append((f"`preprocess=mnist`, {label}", f"{min(seconds) * 1e3:.2f} ms/picture", "one thread"))
+    return rows
+
+
 def section_predict(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     """predict.py end to end (process start to exit) on folders of pictures: 10,000 MNIST test digits as
-    28x28 PNGs, and 1,000 photo-like pictures (tests/photo_digits.py, the predict tests' generator)."""
+    28x28 PNGs, and 1,000 photo-like pictures (tests/photo_digits.py, the predict tests' generator); and
+    the preprocessing alone, per picture."""
     sys.path.insert(0, str(REPO / "tests"))
     from photo_digits import write_photo_digits
     from PIL import Image
     from torchvision.datasets import MNIST
 
     test_set = MNIST(args.data_dir, train=False)
-    rows: list[Row] = []
+    rows: list[Row] = preprocess_rows(test_set.data.numpy(), report)
     with tempfile.TemporaryDirectory() as tmp:
         train = run_train(args.data_dir, "logger=none", "reports=none", keep_in=Path(tmp))
         if "error" in train:
