@@ -111,16 +111,19 @@ def test_scontrol_requeue_goes_on_from_the_checkpoint(cluster: None, synthetic_d
 def test_sigusr1_near_the_time_limit_requeues_through_lightning(
     cluster: None, synthetic_data_dir: Path, tmp_path: Path
 ) -> None:
-    """--time=2 --signal=USR1@90 (SLURM signals up to a minute early): Lightning saves hpc_ckpt_1.ckpt and
-    requeues the job itself. Slow steps on the first attempt only, so that it is running when signalled."""
-    delay = '$([ "${SLURM_RESTART_COUNT:-0}" = 0 ] && echo 3.0 || echo 0.0)'
+    """--time=3 --signal=USR1@90: SLURM signals 90 s before the limit, or up to a minute earlier, so 30-90 s
+    into each attempt, after start-up (a signal before the Trainer has installed Lightning's handler ends the
+    process: with --time=2 it came 0-30 s in, and the test failed whenever start-up was slow). Lightning
+    saves hpc_ckpt_1.ckpt and requeues the job itself. The first attempt's steps are slow (30 steps of 5 s),
+    so that it is still training when signalled; the requeued attempt finishes in about 20 s."""
+    delay = '$([ "${SLURM_RESTART_COUNT:-0}" = 0 ] && echo 5.0 || echo 0.0)'
     slow = ["+callbacks.marker._target_=helper_callbacks.MarkerAtStep", "+callbacks.marker.step=1",
             f"+callbacks.marker.path={tmp_path / 'started'}", f"+callbacks.marker.delay={delay}"]  # fmt: skip
-    job = submit(tmp_path, ["--ntasks=1", "--requeue", "--time=00:02:00", "--signal=USR1@90"],
+    job = submit(tmp_path, ["--ntasks=1", "--requeue", "--time=00:03:00", "--signal=USR1@90"],
                  train(synthetic_data_dir, tmp_path, "trainer.max_epochs=3", *slow))  # fmt: skip
-    # Each attempt has the same 2 min limit, so each is signalled ~30 s in; the attempt that finishes training
-    # may be signalled after fit, when Lightning's handler is gone, and exit 138 (SIGUSR1): the job then ends
-    # FAILED with its training done. Known gap (see the README), so the state itself is not asserted.
+    # Each attempt has the same limit; should the requeued one still be testing when its signal comes, after
+    # fit, when Lightning's handler is gone, it exits 138 (SIGUSR1) and the job ends FAILED with its training
+    # done. Known gap (see the README), so the state itself is not asserted.
     wait_until(job, timeout=400)
     output = (tmp_path / f"slurm-{job}.out").read_text()
     run_dir = tmp_path / "train" / "runs" / f"slurm-{job}"
