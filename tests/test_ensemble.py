@@ -23,7 +23,7 @@ from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.data.in_memory import normalize_pixels
 from mnist_classifier.data.user_images import UserImages, find_inputs
 from mnist_classifier.errors import CheckpointError, ConfigValueError
-from mnist_classifier.models.ensemble import AveragedPredictor, ensemble_paths
+from mnist_classifier.models.ensemble import AveragedNet, ensemble_paths
 from mnist_classifier.models.ensemble_classifier import load_ensemble
 from mnist_classifier.models.from_checkpoint import build_model
 from mnist_classifier.models.onnx_model import OnnxModel
@@ -87,7 +87,7 @@ def test_the_ensemble_is_the_mean_of_its_members_probabilities(members: list[Pat
     cfg = OmegaConf.merge(OmegaConf.load(Path(__file__).parents[1] / "configs" / "serve.yaml"),
                           {"ckpt_path": [str(path) for path in members]})  # fmt: skip
     served = load_predictor(cfg.ckpt_path, cfg.model_path, "serve.py")  # what serve.py loads
-    assert isinstance(served, AveragedPredictor)
+    assert isinstance(served, CheckpointPredictor) and isinstance(served.model.net, AveragedNet)  # one network
     np.testing.assert_allclose(served.probabilities(pixels), expected, atol=1e-6)
     ensemble = load_ensemble([str(path) for path in members])
     with torch.no_grad():

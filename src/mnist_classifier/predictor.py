@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.models.onnx_model import EXPORT_EXAMPLE, OnnxModel
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Predictor(Protocol):
@@ -23,18 +26,19 @@ class Predictor(Protocol):
 
 
 class CheckpointPredictor:
-    """A checkpoint's network in inference mode (without Lightning), on the GPU when there is one."""
+    """A checkpoint's network in inference mode (without Lightning), on the GPU when there is one.
+    `ckpt_path=[a,b,c]`, a list, is an ensemble: one AveragedNet, whose probabilities are the mean of its
+    members' (models/ensemble.py), the same network export.py writes."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, ckpt_path: str | Path | Sequence[str], threads: int | None = None) -> None:
         import torch
 
         from mnist_classifier.models.probability_model import ProbabilityModel
-        from mnist_classifier.models.trained_net import load_net
 
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = ProbabilityModel(load_net(path)).to(self.device).eval()
+        self.model = ProbabilityModel(trained_net(ckpt_path)).to(self.device).eval()
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         import torch
@@ -43,6 +47,16 @@ class CheckpointPredictor:
             batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(self.device)
             probabilities, _ = self.model(batch)
             return probabilities.cpu().numpy()
+
+
+def trained_net(ckpt_path: str | Path | Sequence[str]) -> torch.nn.Module:
+    if isinstance(ckpt_path, (str, Path)):
+        from mnist_classifier.models.trained_net import load_net
+
+        return load_net(ckpt_path)
+    from mnist_classifier.models.ensemble import ensemble_paths, load_averaged_net
+
+    return load_averaged_net(ensemble_paths(ckpt_path))
 
 
 def check_one_model(ckpt_path: str | Sequence[str] | None, model_path: str | None, script: str) -> None:
@@ -59,13 +73,8 @@ def check_one_model(ckpt_path: str | Sequence[str] | None, model_path: str | Non
 def load_predictor(
     ckpt_path: str | Sequence[str] | None, model_path: str | None, script: str, threads: int | None = None
 ) -> Predictor:
-    """`ckpt_path=[a,b,c]`, a list, is an ensemble: the mean of its members' probabilities (models/ensemble.py)."""
     check_one_model(ckpt_path, model_path, script)
     if model_path:
         return OnnxModel(model_path, threads)
-    if isinstance(ckpt_path, (str, Path)):
-        return CheckpointPredictor(ckpt_path, threads)
-    from mnist_classifier.models.ensemble import AveragedPredictor, ensemble_paths, load_members
-
-    members = load_members(ensemble_paths(ckpt_path), lambda path: CheckpointPredictor(path, threads).probabilities)
-    return AveragedPredictor(members)
+    assert ckpt_path  # check_one_model
+    return CheckpointPredictor(ckpt_path, threads)

@@ -5,8 +5,8 @@ Each member is read by the safe loader and rebuilt on its own (models/trained_ne
 different networks (a CNN and a dense net both take the same normalised (N, 1, 28, 28) batch), and each runs
 with its own fast path (channels_last) as it would alone. As scores, the ensemble gives the log of the averaged
 probabilities: their softmax is that average again, so every consumer of one model's scores (the test report,
-the exported `logits`) reads an ensemble's the same way. No Lightning here (predict.py and serve.py average
-their members with it); what eval.py tests is ensemble_classifier.py.
+the exported `logits`) reads an ensemble's the same way. No Lightning here: predict.py, serve.py and export.py
+run one AveragedNet (all members in one forward); what eval.py tests is ensemble_classifier.py.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 from omegaconf import ListConfig
 from torch import nn
 
 from mnist_classifier.checkpoint.loader import EXAMPLE_PATH
 from mnist_classifier.errors import CheckpointError, ConfigValueError, UserFacingError
+from mnist_classifier.models.trained_net import load_net
 
 Member = TypeVar("Member")
-Probabilities = Callable[[np.ndarray], np.ndarray]  # a predictor's `probabilities` (predictor.py)
 
 
 def ensemble_paths(ckpt_path: Any) -> list[str]:
@@ -79,12 +78,6 @@ def network_name(net: nn.Module) -> str:
     return f"{type(net).__module__}.{type(net).__qualname__}"
 
 
-class AveragedPredictor:
-    """predict.py and serve.py for `ckpt_path=[...]`: the members' predictors run on the same decoded
-    pictures, their probabilities averaged (predictor.py's `probabilities(pixels)` interface)."""
-
-    def __init__(self, members: Sequence[Probabilities]) -> None:
-        self.members = list(members)
-
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        return np.stack([probabilities(pixels) for probabilities in self.members]).mean(axis=0)
+def load_averaged_net(paths: Sequence[str]) -> AveragedNet:
+    """The members' trained networks (models/trained_net.py, each through the safe loader) as one network."""
+    return AveragedNet(load_members(paths, load_net))

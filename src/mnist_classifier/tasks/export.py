@@ -23,7 +23,7 @@ from mnist_classifier.checkpoint.loader import EXAMPLE_PATH, load_checkpoint
 from mnist_classifier.checkpoint.weights_file import write_weights
 from mnist_classifier.digits import CLASS_LABELS, NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, UserFacingError
-from mnist_classifier.models.ensemble import AveragedNet, ensemble_paths, load_members, network_name
+from mnist_classifier.models.ensemble import AveragedNet, ensemble_paths, load_averaged_net, network_name
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.models.probability_model import ProbabilityModel
 from mnist_classifier.models.trained_net import build_net, load_net
@@ -112,11 +112,11 @@ def ensemble_model(cfg: DictConfig) -> tuple[ProbabilityModel, dict[str, Any]]:
             "format=onnx or format=pt2 (one graph averaging the members), or each member on its own."
         )
     paths = ensemble_paths(cfg.ckpt_path)
-    members = load_members(paths, load_net)
-    model = ProbabilityModel(AveragedNet(members)).eval()
+    net = load_averaged_net(paths)
+    model = ProbabilityModel(net).eval()
     rows = [
         {"checkpoint": path, "checkpoint_sha256": sha256(path), "network": network_name(member)}
-        for path, member in zip(paths, members, strict=True)
+        for path, member in zip(paths, net.members, strict=True)
     ]
     return model, {"members": rows, "network": f"{AveragedNet.__module__}.{AveragedNet.__name__}"}
 
