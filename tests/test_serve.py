@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -34,6 +34,7 @@ from PIL import Image
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.serving.app import Limits, create_app
+from mnist_classifier.serving.decoders import default_processes
 from mnist_classifier.serving.load_test import free_port, run_load, running_server
 from mnist_classifier.serving.server import serve as serve_task
 
@@ -70,14 +71,14 @@ def tiny_onnx(path: Path) -> Path:
     return path
 
 
-def serve(*args: str, run_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serve(*args: str, run_dir: Path, **popen: Any) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`python serve.py ...` in a subprocess, as a user starts it; yields its URL once /health says ready."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO)}
     command = [sys.executable, "-c", REPORT_IMPORTS, str(REPO / "serve.py"), *args, f"port={port}",
                f"hydra.run.dir={run_dir}"]  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    with running_server(command, url, cwd=REPO, env=env) as process:
+    with running_server(command, url, cwd=REPO, env=env, **popen) as process:
         yield url, process
 
 
@@ -252,6 +253,49 @@ def test_a_small_load_test_answers_every_request(onnx_server: tuple[str, subproc
     assert result.requests == 300 and result.health_requests > 0 and result.server_rss_mb
 
 
+def decoding_processes(server_pid: int) -> list[int]:
+    """The server's picture-decoding processes (multiprocessing's spawned children)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+
+
+def test_pictures_are_decoded_in_processes_that_are_replaced_when_they_die(
+    onnx_server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, process = onnx_server
+    decoders = decoding_processes(process.pid)
+    assert len(decoders) == default_processes()  # decode_processes=null: one fewer than the CPUs, at least 1
+    decoder = decoders[0]
+    assert "libtorch" not in Path(f"/proc/{decoder}/maps").read_text()  # serving ONNX: no torch there either
+    os.kill(decoder, signal.SIGKILL)
+    statuses = []
+    for _ in range(20):
+        answer = httpx.post(url + "predict", content=png(render(7)), timeout=30)
+        statuses.append(answer.status_code)
+        if answer.status_code == 200:
+            break
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "1", answer.text
+        assert "decoding process died" in answer.json()["error"]
+    assert statuses[-1] == 200 and len(statuses) <= 2, statuses  # the request that met the dead one, at most
+    assert answer.json()["predictions"][0]["status"] == "ok"
+    assert decoder not in decoding_processes(process.pid)
+
+
+def test_ctrl_c_stops_the_server_and_its_decoding_processes_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the decoding processes leave the shutdown to
+    the server, which finishes and exits 0 without a traceback from any of them."""
+    for url, process in serve(f"model_path={tiny_onnx(tmp_path / 'tiny.onnx')}", "decode_processes=2",
+                              run_dir=tmp_path / "run", start_new_session=True):  # fmt: skip
+        assert httpx.post(url + "predict", content=png(render(2))).status_code == 200
+        decoders = decoding_processes(process.pid)
+        assert len(decoders) == 2
+        os.killpg(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+        assert process.returncode == 0, output
+        assert "Traceback" not in output and "KeyboardInterrupt" not in output and "Run it again" not in output
+        assert not any(Path(f"/proc/{pid}").exists() for pid in decoders)
+
+
 def test_health_is_503_until_the_model_is_loaded_and_warmed_up(tmp_path: Path) -> None:
     release, calls = threading.Event(), []
     failures: list[Exception] = []
@@ -333,6 +377,7 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
         ({"limits": {"upload_timeout_s": -1}}, "limits.upload_timeout_s must be a number of seconds > 0"),
         ({"limits": {"max_uploads": 3}}, "limits.max_uploads is not a limit"),
         ({"port": 70000}, "port must be a whole number from 1 to 65535"),
+        ({"decode_processes": -1}, "decode_processes must be a whole number >= 0, or null for one fewer than"),
     ],
 )
 def test_bad_values_are_refused_before_the_port_opens(values: dict, message: str) -> None:

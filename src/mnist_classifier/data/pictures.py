@@ -5,6 +5,7 @@ the server (serving an ONNX model without torch) decode with this one implementa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -91,3 +92,8 @@ def read_digit(source: str | Path | IO[bytes], preprocess: str, max_pixels: int)
     except ImageRejected as err:
         return failed(str(err))
     return prepare_digit(gray, preprocess)
+
+
+def read_digits(pictures: Sequence[bytes | bytearray], preprocess: str, max_pixels: int) -> list[Digit]:
+    """read_digit for the uploads of one request (serve.py runs it in its decoding processes)."""
+    return [read_digit(BytesIO(data), preprocess, max_pixels) for data in pictures]

@@ -38,6 +38,8 @@ class OnnxModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # idle threads sleep instead of spinning, leaving the CPU to decoding (serve: 300 -> 360/s on 2 cores)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs

@@ -1,12 +1,13 @@
 """The HTTP service: GET / the draw-a-digit page, POST /predict one or many pictures -> JSON, GET /health.
 
 Starlette run by uvicorn, with a small batching queue (batcher.py) rather than LitServe: the upload
-limits need the request stream itself (uploads.py), the ONNX path must import no torch, and one process
-batching on a thread suits two cores better than a process per worker.
+limits need the request stream itself (uploads.py), the ONNX path must import no torch, and one model
+batching on a thread, with pictures decoded in worker processes (decoders.py), suits two cores better than
+a whole server (and a model) per worker process.
 
-The model loads on a thread after the port is open: /health says 503 until it is loaded and a warm-up
-prediction has run, then 200. Decoding runs in Starlette's thread pool, the model on the batch thread; the
-event loop only moves bytes, so the page and /health stay quick under load.
+The model loads on a thread after the port is open: /health says 503 until the decoding processes have
+started, the model is loaded and a warm-up prediction has run, then 200. The model runs on the batch thread;
+the event loop only moves bytes, so the page and /health stay quick under load.
 """
 
 from __future__ import annotations
@@ -23,19 +24,18 @@ from importlib.resources import files
 import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from mnist_classifier.data.pictures import OK, Digit, read_digit
+from mnist_classifier.data.pictures import OK, Digit
 from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.predictor import Predictor
 from mnist_classifier.serving.batcher import MicroBatcher
-from mnist_classifier.serving.uploads import Refused, pictures_in, read_body
+from mnist_classifier.serving.decoders import PictureDecoders
+from mnist_classifier.serving.uploads import RETRY_AFTER, Refused, pictures_in, read_body
 
 log = logging.getLogger(__name__)
-RETRY_AFTER = {"Retry-After": "1"}
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,17 @@ def _answer(name: str, digit: Digit, probabilities: np.ndarray | None, image: bo
 
 
 class DigitService:
-    """The model (loaded on a thread), its batcher and the count of uploads in flight."""
+    """The model (loaded on a thread), its batcher, the picture decoders and the count of uploads in flight."""
 
     def __init__(
-        self, load: Callable[[], Predictor], limits: Limits, on_load_error: Callable[[Exception], None]
+        self,
+        load: Callable[[], Predictor],
+        limits: Limits,
+        on_load_error: Callable[[Exception], None],
+        decode_processes: int,
     ) -> None:
         self.load, self.limits, self.on_load_error = load, limits, on_load_error
+        self.decoders = PictureDecoders(decode_processes, limits.max_pixels)
         self.batcher: MicroBatcher | None = None
         self.ready = threading.Event()
         self.in_flight = 0
@@ -82,6 +87,7 @@ class DigitService:
 
     def _load(self) -> None:
         try:
+            self.decoders.start()
             predictor = self.load()
             predictor.probabilities(np.zeros((1, 1, 28, 28), np.float32))  # warm-up: the first call is the slow one
         except Exception as err:
@@ -95,9 +101,7 @@ class DigitService:
     def stop(self) -> None:
         if self.batcher is not None:
             self.batcher.stop()
-
-    def decode(self, pictures: list[tuple[str, bytes | bytearray]], preprocess: str) -> list[Digit]:
-        return [read_digit(io.BytesIO(data), preprocess, self.limits.max_pixels) for _, data in pictures]
+        self.decoders.stop()
 
     async def predict(self, request: Request) -> JSONResponse:
         if not self.ready.is_set() or self.batcher is None:
@@ -115,7 +119,7 @@ class DigitService:
             if len(pictures) > limits.max_pictures:
                 raise Refused(413, f"{len(pictures)} pictures, over the limit of {limits.max_pictures} (max_pictures)")
             preprocess = "none" if request.query_params.get("preprocess") == "none" else "mnist"
-            digits = await run_in_threadpool(self.decode, pictures, preprocess)
+            digits = await self.decoders.decode([data for _, data in pictures], preprocess)
             usable = [i for i, digit in enumerate(digits) if digit.status == OK]
             found = np.zeros((0, NUM_CLASSES), np.float32)
             if usable:
@@ -130,8 +134,14 @@ class DigitService:
             self.in_flight -= 1
 
 
-def create_app(load: Callable[[], Predictor], limits: Limits, on_load_error: Callable[[Exception], None]) -> Starlette:
-    service = DigitService(load, limits, on_load_error)
+def create_app(
+    load: Callable[[], Predictor],
+    limits: Limits,
+    on_load_error: Callable[[Exception], None],
+    decode_processes: int = 0,
+) -> Starlette:
+    """`decode_processes`: the processes that decode pictures (serving/decoders.py); 0, on threads."""
+    service = DigitService(load, limits, on_load_error, decode_processes)
     page = files("mnist_classifier.serving").joinpath("page.html").read_text()
 
     async def index(request: Request) -> HTMLResponse:

@@ -20,6 +20,7 @@ from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
 from mnist_classifier.runtime.run_checks import check_common, check_integer
 from mnist_classifier.serving.app import Limits, create_app
+from mnist_classifier.serving.decoders import default_processes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     check_integer(cfg.get("port"), "port", 1, 65535)
     check_one_model(cfg.get("ckpt_path"), cfg.get("model_path"), "serve.py")
     limits = _limits(cfg)
+    check_integer(cfg.get("decode_processes"), "decode_processes", 0, null_means="one fewer than the CPUs")
+    decode_processes = default_processes() if cfg.get("decode_processes") is None else cfg.decode_processes
     port = cfg.port
     threads = cfg.get("num_threads")
 
@@ -73,7 +76,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         server.should_exit = True
 
     config = uvicorn.Config(
-        create_app(load, limits, on_load_error),
+        create_app(load, limits, on_load_error, decode_processes),
         host=cfg.host,
         port=port,
         log_level="warning",
@@ -82,7 +85,9 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         timeout_keep_alive=5,
     )
     server = _Server(config)
+    decoding = f"{decode_processes} process(es)" if decode_processes else "the server's threads"
     print(f"Serving on http://{cfg.host}:{port}/  (/health, POST /predict; Ctrl-C to stop)", flush=True)
+    print(f"Pictures are decoded in {decoding} (decode_processes={cfg.get('decode_processes')})", flush=True)
     server.run()
     if load_error:
         raise load_error[0]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+RETRY_AFTER = {"Retry-After": "1"}
+
 
 @dataclass
 class Refused(Exception):
