@@ -12,7 +12,6 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
-from mnist_classifier.serving.server import serve
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 # a checkpoint's torch threads sleep between the small batches of a server instead of spinning, which took
@@ -22,6 +21,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="serve")
 def main(cfg: DictConfig) -> None:
+    # imported here: the decoding processes (spawned) import this file again, and need none of the server
+    from mnist_classifier.serving.server import serve
+
     try:
         serve(cfg)
     except Exception as err:

@@ -87,9 +87,10 @@ class DigitService:
 
     def _load(self) -> None:
         try:
-            self.decoders.start()
+            self.decoders.start()  # the processes start while the model loads
             predictor = self.load()
             predictor.probabilities(np.zeros((1, 1, 28, 28), np.float32))  # warm-up: the first call is the slow one
+            self.decoders.wait_started()
         except Exception as err:
             self.on_load_error(err)
             return

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ class PictureDecoders:
     def __init__(self, processes: int, max_pixels: int) -> None:
         self.processes, self.max_pixels = processes, max_pixels
         self._pool: ProcessPoolExecutor | None = None
+        self._warm_ups: list[Future[list[Digit]]] = []
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn: the server has threads (and maybe torch) by now, which a forked child must not inherit
@@ -45,14 +46,18 @@ class PictureDecoders:
         return ProcessPoolExecutor(self.processes, mp_context=context, initializer=_ignore_interrupts)
 
     def start(self) -> None:
-        """Start the processes and decode a picture in each (imports, Pillow's plugins), so that the first
-        requests do not wait for them. Blocks: call it off the event loop."""
+        """Start the processes, each decoding an empty request (imports, Pillow's plugins) so that the first
+        requests do not wait for them; `wait_started` waits for that, meanwhile the model can load."""
         if self.processes:
             self._pool = self._new_pool()
             # one job each: a pool starts another process for a job that finds none idle
-            warm_ups = [self._pool.submit(read_digits, [], "mnist", self.max_pixels) for _ in range(self.processes)]
-            for job in warm_ups:
-                job.result()
+            self._warm_ups = [
+                self._pool.submit(read_digits, [], "mnist", self.max_pixels) for _ in range(self.processes)
+            ]
+
+    def wait_started(self) -> None:
+        for job in self._warm_ups:
+            job.result()
 
     async def decode(self, pictures: Sequence[bytes | bytearray], preprocess: str) -> list[Digit]:
         pool = self._pool
