@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,19 @@ def test_inputs_from_folders_globs_and_lists(tmp_path: Path) -> None:
     assert [(Path(f.path).name, f.status) for f in found] == [
         ("1.png", "ok"), ("2.JPG", "ok"), ("b.png", "ok"), ("c.png", "missing file"),
     ]  # fmt: skip
+
+
+def test_a_folder_is_walked_in_path_order_each_file_once(tmp_path: Path) -> None:
+    """Sorted as paths (a/x.png before a-b/y.png, which a plain string sort inverts); links to a file (symbolic
+    or hard) and into a folder (a loop) reach nothing twice: each file keeps its first path."""
+    for name in ("in/a/x.png", "in/a-b/y.png", "in/z.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode())
+    (tmp_path / "in" / "link.png").symlink_to(tmp_path / "in" / "z.png")
+    os.link(tmp_path / "in" / "a" / "x.png", tmp_path / "in" / "hard.png")
+    (tmp_path / "in" / "a" / "loop").symlink_to("..")
+    found = find_inputs(str(tmp_path / "in"))
+    assert [Path(f.path).relative_to(tmp_path / "in").as_posix() for f in found] == ["a/x.png", "a-b/y.png", "link.png"]
 
 
 def digit_picture(ink_dark: bool, paper: float = 0.8) -> np.ndarray:

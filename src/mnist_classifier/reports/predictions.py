@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ def write_predictions(rows: Sequence[Prediction], output_dir: Path) -> list[Path
             prediction = "" if row.prediction is None else row.prediction
             probabilities: list[float | str] = [*row.probabilities] or [""] * NUM_CLASSES  # every column, always
             writer.writerow([row.file, prediction, confidence, row.status, *probabilities])
-    write_text(json_path, json.dumps([asdict(row) for row in rows], indent=1) + "\n")
+    write_text(json_path, json.dumps([vars(row) for row in rows], indent=1) + "\n")
     return [csv_path, json_path]
 
 
