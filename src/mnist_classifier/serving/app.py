@@ -74,10 +74,9 @@ class DigitService:
         load: Callable[[], Predictor],
         limits: Limits,
         on_load_error: Callable[[Exception], None],
-        decode_processes: int,
+        decoders: PictureDecoders,
     ) -> None:
-        self.load, self.limits, self.on_load_error = load, limits, on_load_error
-        self.decoders = PictureDecoders(decode_processes, limits.max_pixels)
+        self.load, self.limits, self.on_load_error, self.decoders = load, limits, on_load_error, decoders
         self.batcher: MicroBatcher | None = None
         self.ready = threading.Event()
         self.in_flight = 0
@@ -87,7 +86,6 @@ class DigitService:
 
     def _load(self) -> None:
         try:
-            self.decoders.start()  # the processes start while the model loads
             predictor = self.load()
             predictor.probabilities(np.zeros((1, 1, 28, 28), np.float32))  # warm-up: the first call is the slow one
             self.decoders.wait_started()
@@ -139,10 +137,11 @@ def create_app(
     load: Callable[[], Predictor],
     limits: Limits,
     on_load_error: Callable[[Exception], None],
-    decode_processes: int = 0,
+    decoders: PictureDecoders | None = None,
 ) -> Starlette:
-    """`decode_processes`: the processes that decode pictures (serving/decoders.py); 0, on threads."""
-    service = DigitService(load, limits, on_load_error, decode_processes)
+    """`decoders`: the processes that decode pictures (serving/decoders.py), started; None: on threads."""
+    decoders = decoders or PictureDecoders(0, limits.max_pixels)
+    service = DigitService(load, limits, on_load_error, decoders)
     page = files("mnist_classifier.serving").joinpath("page.html").read_text()
 
     async def index(request: Request) -> HTMLResponse:

@@ -47,7 +47,7 @@ class PictureDecoders:
 
     def start(self) -> None:
         """Start the processes, each decoding an empty request (imports, Pillow's plugins) so that the first
-        requests do not wait for them; `wait_started` waits for that, meanwhile the model can load."""
+        requests do not wait for them; returns at once, `wait_started` waits (/health says ready after)."""
         if self.processes:
             self._pool = self._new_pool()
             # one job each: a pool starts another process for a job that finds none idle

@@ -20,7 +20,7 @@ from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
 from mnist_classifier.runtime.run_checks import check_common, check_integer
 from mnist_classifier.serving.app import Limits, create_app
-from mnist_classifier.serving.decoders import default_processes
+from mnist_classifier.serving.decoders import PictureDecoders, default_processes
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,10 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         load_error.append(err)
         server.should_exit = True
 
+    decoders = PictureDecoders(decode_processes, limits.max_pixels)
+    decoders.start()  # its processes start now, while the server opens its port and loads the model
     config = uvicorn.Config(
-        create_app(load, limits, on_load_error, decode_processes),
+        create_app(load, limits, on_load_error, decoders),
         host=cfg.host,
         port=port,
         log_level="warning",
@@ -88,7 +90,10 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     decoding = f"{decode_processes} process(es)" if decode_processes else "the server's threads"
     print(f"Serving on http://{cfg.host}:{port}/  (/health, POST /predict; Ctrl-C to stop)", flush=True)
     print(f"Pictures are decoded in {decoding} (decode_processes={cfg.get('decode_processes')})", flush=True)
-    server.run()
+    try:
+        server.run()
+    finally:
+        decoders.stop()
     if load_error:
         raise load_error[0]
     log.info("stopped")
