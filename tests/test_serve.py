@@ -255,8 +255,13 @@ def test_a_small_load_test_answers_every_request(onnx_server: tuple[str, subproc
 
 def decoding_processes(server_pid: int) -> list[int]:
     """The server's picture-decoding processes (multiprocessing's spawned children)."""
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    found = []
+    with contextlib.suppress(OSError):  # the server has exited
+        for pid in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split():
+            with contextlib.suppress(OSError):  # this child has exited
+                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text():
+                    found.append(int(pid))
+    return found
 
 
 def test_pictures_are_decoded_in_processes_that_are_replaced_when_they_die(
@@ -281,19 +286,86 @@ def test_pictures_are_decoded_in_processes_that_are_replaced_when_they_die(
     assert decoder not in decoding_processes(process.pid)
 
 
-def test_ctrl_c_stops_the_server_and_its_decoding_processes_cleanly(tmp_path: Path) -> None:
-    """Ctrl-C in a terminal signals the whole process group: the decoding processes leave the shutdown to
-    the server, which finishes and exits 0 without a traceback from any of them."""
+def large_request(url: str, pictures: int, answers: dict[str, object]) -> threading.Thread:
+    """A thread posting `pictures` 1000x1000 drawings (about 0.1 s of decoding each) in one form; its status
+    and the time it was answered land in `answers`."""
+    large = png(render(8, size=1000))
+    files = [(f"p{i}", (f"p{i}.png", large, "image/png")) for i in range(pictures)]
+
+    def send() -> None:
+        answer = httpx.post(url + "predict", files=files, timeout=120)
+        answers.update(status=answer.status_code, at=time.monotonic(), body=answer.text[:300])
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_large_request_does_not_hold_up_a_small_one(tmp_path: Path) -> None:
+    """Each request has at most one picture per decoding process waiting, so a small request sent while 32
+    large pictures are being decoded by the one process is answered before them."""
+    for url, process in serve(f"model_path={tiny_onnx(tmp_path / 'tiny.onnx')}", "decode_processes=1",
+                              run_dir=tmp_path / "run"):  # fmt: skip
+        (decoder,) = decoding_processes(process.pid)
+        idle = cpu_seconds(decoder)
+        answers: dict[str, object] = {}
+        thread = large_request(url, 32, answers)
+        deadline = time.monotonic() + 60
+        while cpu_seconds(decoder) < idle + 0.3:  # a few of the large pictures decoded: the rest are waiting
+            assert time.monotonic() < deadline and thread.is_alive(), answers
+            time.sleep(0.01)
+        small = httpx.post(url + "predict", content=png(render(2)), timeout=120)
+        small_at = time.monotonic()
+        thread.join(120)
+        assert small.status_code == 200 and answers["status"] == 200, answers
+        assert small_at < answers["at"], "the small request waited for the large one"  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_group_finishes_the_requests_in_flight(signum: int, tmp_path: Path) -> None:
+    """Ctrl-C in a terminal (SIGINT) and systemd's stop (SIGTERM) reach the whole process group: the decoding
+    processes ignore them, the server finishes the request in flight, stops them and exits 0."""
     for url, process in serve(f"model_path={tiny_onnx(tmp_path / 'tiny.onnx')}", "decode_processes=2",
                               run_dir=tmp_path / "run", start_new_session=True):  # fmt: skip
-        assert httpx.post(url + "predict", content=png(render(2))).status_code == 200
         decoders = decoding_processes(process.pid)
         assert len(decoders) == 2
-        os.killpg(process.pid, signal.SIGINT)
-        output = process.communicate(timeout=30)[0]
+        answers: dict[str, object] = {}
+        thread = large_request(url, 16, answers)
+        time.sleep(0.3)
+        os.killpg(process.pid, signum)
+        output = process.communicate(timeout=120)[0]
+        thread.join(120)
+        assert answers["status"] == 200, answers
         assert process.returncode == 0, output
         assert "Traceback" not in output and "KeyboardInterrupt" not in output and "Run it again" not in output
         assert not any(Path(f"/proc/{pid}").exists() for pid in decoders)
+
+
+def test_ctrl_c_while_the_decoding_processes_start_exits_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C during start-up, while the decoding processes import: no traceback from them, exit 0."""
+    command = [sys.executable, str(REPO / "serve.py"), f"model_path={tiny_onnx(tmp_path / 'tiny.onnx')}",
+               "decode_processes=2", f"port={free_port()}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(decoding_processes(process.pid)) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, "no decoding processes started"
+            time.sleep(0.01)
+        time.sleep(0.05)  # both started: the server's own handlers are back
+        os.killpg(process.pid, signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
 def test_health_is_503_until_the_model_is_loaded_and_warmed_up(tmp_path: Path) -> None:

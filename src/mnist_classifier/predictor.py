@@ -71,10 +71,16 @@ def check_one_model(ckpt_path: str | Sequence[str] | None, model_path: str | Non
 
 
 def load_predictor(
-    ckpt_path: str | Sequence[str] | None, model_path: str | None, script: str, threads: int | None = None
+    ckpt_path: str | Sequence[str] | None,
+    model_path: str | None,
+    script: str,
+    threads: int | None = None,
+    sleep_when_idle: bool = False,
 ) -> Predictor:
+    """`sleep_when_idle`: onnxruntime's idle threads sleep instead of spinning (a server, between its small
+    batches); a checkpoint's torch threads follow OMP_WAIT_POLICY, which serve.py sets."""
     check_one_model(ckpt_path, model_path, script)
     if model_path:
-        return OnnxModel(model_path, threads)
+        return OnnxModel(model_path, threads, sleep_when_idle)
     assert ckpt_path  # check_one_model
     return CheckpointPredictor(ckpt_path, threads)

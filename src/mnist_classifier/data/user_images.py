@@ -78,17 +78,19 @@ def _glob_inputs(pattern: Path) -> list[InputFile]:
 
 def _each_file_once(found: list[InputFile]) -> list[InputFile]:
     """The first row of each file; paths through links (symbolic or hard) to the same file are dropped."""
-    seen: set[tuple[int, int]] = set()
+    seen: set[object] = set()
     once = []
     for item in found:
-        try:
-            stat = os.stat(item.path) if item.status == OK else None
-        except OSError:  # gone since it was found: its decoding says so
-            stat = None
-        if stat is not None:
-            if (stat.st_dev, stat.st_ino) in seen:
+        if item.status == OK:
+            try:
+                stat = os.stat(item.path)
+                # some network and FUSE filesystems report no inode numbers: the resolved path, then
+                key: object = (stat.st_dev, stat.st_ino) if stat.st_ino else os.path.realpath(item.path)
+            except OSError:  # gone since it was found: its decoding says so
+                key = item.path
+            if key in seen:
                 continue
-            seen.add((stat.st_dev, stat.st_ino))
+            seen.add(key)
         once.append(item)
     return once
 

@@ -16,7 +16,7 @@ INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
 
 
 class OnnxModel:
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, sleep_when_idle: bool = False) -> None:
         import onnxruntime as ort
 
         file = Path(str(path)).expanduser()
@@ -38,8 +38,8 @@ class OnnxModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        # idle threads sleep instead of spinning, leaving the CPU to decoding (serve: 300 -> 360/s on 2 cores)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if sleep_when_idle:  # a server's: its decoding needs the CPU that spinning threads take (300 -> 360/s)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs

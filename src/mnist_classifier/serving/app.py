@@ -139,7 +139,7 @@ def create_app(
     on_load_error: Callable[[Exception], None],
     decoders: PictureDecoders | None = None,
 ) -> Starlette:
-    """`decoders`: the processes that decode pictures (serving/decoders.py), started; None: on threads."""
+    """`decoders`: the processes that decode pictures (serving/decoders.py); None: on threads."""
     decoders = decoders or PictureDecoders(0, limits.max_pixels)
     service = DigitService(load, limits, on_load_error, decoders)
     page = files("mnist_classifier.serving").joinpath("page.html").read_text()
@@ -154,6 +154,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # before the port opens, inside uvicorn's signal handling: the decoding processes start (their
+        # imports running while the model loads), then the model loads on a thread
+        service.decoders.start()
         service.start_loading()
         yield
         service.stop()  # uvicorn has finished the requests in flight

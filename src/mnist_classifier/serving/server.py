@@ -67,7 +67,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     threads = cfg.get("num_threads")
 
     def load() -> Predictor:
-        return load_predictor(cfg.get("ckpt_path"), cfg.get("model_path"), "serve.py", threads)
+        return load_predictor(cfg.get("ckpt_path"), cfg.get("model_path"), "serve.py", threads, sleep_when_idle=True)
 
     load_error: list[Exception] = []
 
@@ -75,8 +75,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         load_error.append(err)
         server.should_exit = True
 
-    decoders = PictureDecoders(decode_processes, limits.max_pixels)
-    decoders.start()  # its processes start now, while the server opens its port and loads the model
+    decoders = PictureDecoders(decode_processes, limits.max_pixels)  # started by the app, stopped here too
     config = uvicorn.Config(
         create_app(load, limits, on_load_error, decoders),
         host=cfg.host,
@@ -89,7 +88,8 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
     server = _Server(config)
     decoding = f"{decode_processes} process(es)" if decode_processes else "the server's threads"
     print(f"Serving on http://{cfg.host}:{port}/  (/health, POST /predict; Ctrl-C to stop)", flush=True)
-    print(f"Pictures are decoded in {decoding} (decode_processes={cfg.get('decode_processes')})", flush=True)
+    setting = "null" if cfg.get("decode_processes") is None else cfg.decode_processes
+    print(f"Pictures are decoded in {decoding} (decode_processes={setting})", flush=True)
     try:
         server.run()
     finally:
