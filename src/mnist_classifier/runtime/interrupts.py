@@ -12,11 +12,11 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mnist_classifier.models.run_history import Epoch
@@ -94,3 +94,18 @@ def interrupt_guard() -> Iterator[InterruptGuard]:
 
 def active_guard() -> InterruptGuard | None:
     return _active
+
+
+@contextlib.contextmanager
+def interrupt_handlers(handler: Callable[[int, FrameType | None], Any] | signal.Handlers) -> Iterator[None]:
+    """SIGINT and SIGTERM go to `handler` (signal.SIG_IGN: ignored) inside, to the previous handlers after.
+    Only the main thread may set handlers: elsewhere this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)

@@ -5,9 +5,10 @@ limits need the request stream itself (uploads.py), the ONNX path must import no
 batching on a thread, with pictures decoded in worker processes (decoders.py), suits two cores better than
 a whole server (and a model) per worker process.
 
-The model loads on a thread after the port is open: /health says 503 until the decoding processes have
-started, the model is loaded and a warm-up prediction has run, then 200. The model runs on the batch thread;
-the event loop only moves bytes, so the page and /health stay quick under load.
+As the server starts, the decoding processes start and the model loads on a thread: /health says 503
+until the processes have started, the model is loaded and a warm-up prediction has run, then 200. The
+model runs on the batch thread; the event loop only moves bytes, so the page and /health stay quick under
+load.
 """
 
 from __future__ import annotations

@@ -20,18 +20,17 @@ with two). `decode_processes=0` decodes on the server's threads, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import signal
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from starlette.concurrency import run_in_threadpool
 
 from mnist_classifier.data.pictures import Digit, read_digits
+from mnist_classifier.runtime.interrupts import interrupt_handlers
 from mnist_classifier.serving.uploads import RETRY_AFTER, Refused
 
 MAX_DEFAULT_PROCESSES = 4
@@ -44,21 +43,6 @@ def default_processes() -> int:
     return min(MAX_DEFAULT_PROCESSES, max(1, cpus - 1))
 
 
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """Processes started inside inherit ignored SIGINT/SIGTERM; the server's own handlers come back after
-    (a signal in these few milliseconds is lost)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 class PictureDecoders:
     def __init__(self, processes: int, max_pixels: int) -> None:
         self.processes, self.max_pixels = processes, max_pixels
@@ -69,7 +53,8 @@ class PictureDecoders:
     def _start_pool(self) -> None:
         # spawn: the server has threads (and maybe torch) by now, which a forked child must not inherit
         self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
-        with _interrupts_ignored():
+        # started with SIGINT/SIGTERM ignored, which they inherit (a signal in these milliseconds is lost)
+        with interrupt_handlers(signal.SIG_IGN):
             # one job each, all at once: a pool starts another process for a job that finds none idle
             self._warm_ups = [
                 self._pool.submit(read_digits, [], "mnist", self.max_pixels) for _ in range(self.processes)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +16,7 @@ from omegaconf import DictConfig
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
+from mnist_classifier.runtime.interrupts import interrupt_handlers
 from mnist_classifier.runtime.run_checks import check_common, check_integer
 from mnist_classifier.serving.app import Limits, create_app
 from mnist_classifier.serving.decoders import PictureDecoders, default_processes
@@ -30,15 +29,8 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         """uvicorn's own version raises the signal again after its graceful shutdown, so the process would
         die of it (130/143) after finishing its work; this one lets it end normally."""
-        if threading.current_thread() is not threading.main_thread():
+        with interrupt_handlers(self.handle_exit):
             yield
-            return
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in original.items():
-                signal.signal(sig, handler)
 
 
 def _limits(cfg: DictConfig) -> Limits:
