@@ -68,7 +68,7 @@ serve: install
 	$(BIN)/python serve.py $(if $(findstring _path,$(ARGS)),,ckpt_path=$$(ls -t logs/train/runs/*/checkpoints/epoch_*.ckpt 2>/dev/null | head -1)) $(ARGS)
 
 test: install data
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(ARGS)
 
 test-fast: install data
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
