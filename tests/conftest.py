@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import struct
@@ -17,6 +18,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
+
+from warm_python import WarmPython  # noqa: E402
 
 from mnist_classifier.data.mnist_files import MNIST_FILES  # noqa: E402
 from mnist_classifier.runtime import entry  # noqa: E402
@@ -101,22 +104,43 @@ def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-def run_cli(script: str, *overrides: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+def _cli_env() -> dict[str, str]:
+    python_path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO), "PYTHONPATH": python_path}
+
+
+def _stable(env: dict[str, str]) -> dict[str, str]:
+    """The environment less what pytest changes for every test."""
+    return {name: value for name, value in env.items() if name != "PYTEST_CURRENT_TEST"}
+
+
+# FRESH_PYTHON=1 make test: every run in a new interpreter, as before the warm Python
+FRESH_PYTHON = os.environ.get("FRESH_PYTHON") == "1"
+_WARM_ENV = _stable(_cli_env())  # the environment the warm Python imports under (tests/warm_python.py)
+
+
+@functools.cache
+def _warm_python() -> WarmPython:
+    """This test process's warm Python, started on first use."""
+    return WarmPython(_WARM_ENV, REPO)
+
+
+def run_cli(
+    script: str, *overrides: str, timeout: float | None = None, fresh: bool = False
+) -> subprocess.CompletedProcess:
     """Run train.py/eval.py as a user would; output is kept for assertions and failure reports.
 
+    The process is a fork of this worker's warm Python (tests/warm_python.py), which has imported torch,
+    Lightning and Hydra already; `fresh=True`, or an environment changed since the session started, starts
+    a new interpreter instead (for what happens while importing).
     No time limit by default: a run ends when its epochs are done, and how long that takes depends on the
     CPU (an AVX2-only CPU trains the CNN 2-4x slower than one with native bf16). A fixed limit would be
     one machine's figure; CI's own limit is the guard against a hang."""
-    python_path = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO), "PYTHONPATH": python_path}
+    env, argv = _cli_env(), [str(REPO / script), *overrides]
+    if not (fresh or FRESH_PYTHON) and _stable(env) == _WARM_ENV and hasattr(os, "fork"):
+        return _warm_python().run(argv, REPO, env, timeout)
     return subprocess.run(
-        [sys.executable, str(REPO / script), *overrides],
-        check=False,
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        [sys.executable, *argv], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 

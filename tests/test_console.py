@@ -35,10 +35,11 @@ NOISE = (
 
 
 def test_default_runs_print_their_story_and_no_library_noise(synthetic_data_dir: Path, tmp_path: Path) -> None:
-    """Default callbacks, logger and reports, as `python train.py` has them (two short epochs), then eval.py."""
+    """Default callbacks, logger and reports, as `python train.py` has them (two short epochs), then eval.py.
+    New interpreters (`fresh`): what the libraries print while they are imported counts too."""
     result = run_cli(
         "train.py", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "trainer.max_epochs=2",
-        "trainer.limit_train_batches=5", f"hydra.run.dir={tmp_path}",
+        "trainer.limit_train_batches=5", f"hydra.run.dir={tmp_path}", fresh=True,
     )  # fmt: skip
     assert_ok(result)
     console = result.stdout + result.stderr
@@ -57,7 +58,7 @@ def test_default_runs_print_their_story_and_no_library_noise(synthetic_data_dir:
 
     checkpoint = next((tmp_path / "checkpoints").glob("epoch_*.ckpt"))
     evaluation = run_cli("eval.py", f"ckpt_path={checkpoint}", f"data.data_dir={synthetic_data_dir}",
-                         f"hydra.run.dir={tmp_path / 'eval'}")  # fmt: skip
+                         f"hydra.run.dir={tmp_path / 'eval'}", fresh=True)  # fmt: skip
     assert_ok(evaluation)
     console = evaluation.stdout + evaluation.stderr
     for noise in NOISE:

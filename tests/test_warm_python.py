@@ -1,0 +1,45 @@
+"""The warm Python (tests/warm_python.py) that most CLI tests run through gives what a new interpreter gives."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+PROBE = """\
+import os, sys
+print(__name__, sys.argv, os.getcwd(), sys.path[0], os.environ["PYTEST_CURRENT_TEST"].split(" ")[0])
+print("to stderr", file=sys.stderr)
+if sys.argv[1] == "raise":
+    raise ValueError("a bug")
+if sys.argv[1] == "interrupt":
+    raise KeyboardInterrupt
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("how", ["0", "3", "raise", "interrupt"])
+def test_a_warm_run_is_what_a_fresh_process_gives(tmp_path: Path, how: str) -> None:
+    """Exit code (an uncaught Ctrl-C's SIGINT too), stdout and stderr (a traceback included), argv, cwd,
+    sys.path[0] and the test's environment."""
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    warm, fresh = (run_cli(str(script), how, "x=1", fresh=fresh) for fresh in (False, True))
+    assert (warm.returncode, warm.stdout, warm.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert warm.returncode == {"0": 0, "3": 3, "raise": 1, "interrupt": -2}[how]
+    assert warm.stdout.startswith(f"__main__ {[str(script), how, 'x=1']} ") and str(tmp_path) in warm.stdout
+    assert warm.stderr.startswith("to stderr\n")
+    assert ("ValueError: a bug" in warm.stderr) == (how == "raise")
+
+
+def test_a_warm_run_past_its_timeout_is_killed_and_the_next_one_runs(tmp_path: Path) -> None:
+    script = tmp_path / "sleeper.py"
+    script.write_text(
+        "import sys, time\nprint('started', flush=True)\nif sys.argv[1] == 'sleep':\n    time.sleep(60)\n"
+    )
+    with pytest.raises(subprocess.TimeoutExpired) as expired:
+        run_cli(str(script), "sleep", timeout=2)
+    assert expired.value.output == "started\n"
+    assert run_cli(str(script), "go", timeout=60).returncode == 0
