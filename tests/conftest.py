@@ -109,14 +109,9 @@ def _cli_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "PROJECT_ROOT": str(REPO), "PYTHONPATH": python_path}
 
 
-def _stable(env: dict[str, str]) -> dict[str, str]:
-    """The environment less what pytest changes for every test."""
-    return {name: value for name, value in env.items() if name != "PYTEST_CURRENT_TEST"}
-
-
 # FRESH_PYTHON=1 make test: every run in a new interpreter, as before the warm Python
 FRESH_PYTHON = os.environ.get("FRESH_PYTHON") == "1"
-_WARM_ENV = _stable(_cli_env())  # the environment the warm Python imports under (tests/warm_python.py)
+_WARM_ENV = _cli_env()  # the environment the warm Python imports under (tests/warm_python.py)
 
 
 @functools.cache
@@ -131,13 +126,14 @@ def run_cli(
     """Run train.py/eval.py as a user would; output is kept for assertions and failure reports.
 
     The process is a fork of this worker's warm Python (tests/warm_python.py), which has imported torch,
-    Lightning and Hydra already; `fresh=True`, or an environment changed since the session started, starts
-    a new interpreter instead (for what happens while importing).
+    Lightning and Hydra already; `fresh=True` (for what happens while importing), or a variable changed
+    since the session started that a library reads when imported (OMP_NUM_THREADS, ...), starts a new
+    interpreter instead.
     No time limit by default: a run ends when its epochs are done, and how long that takes depends on the
     CPU (an AVX2-only CPU trains the CNN 2-4x slower than one with native bf16). A fixed limit would be
     one machine's figure; CI's own limit is the guard against a hang."""
     env, argv = _cli_env(), [str(REPO / script), *overrides]
-    if not (fresh or FRESH_PYTHON) and _stable(env) == _WARM_ENV and hasattr(os, "fork"):
+    if not (fresh or FRESH_PYTHON) and hasattr(os, "fork") and _warm_python().can_run(env):
         return _warm_python().run(argv, REPO, env, timeout)
     return subprocess.run(
         [sys.executable, *argv], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout

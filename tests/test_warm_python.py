@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import lightning as L
 import pytest
-from conftest import run_cli
+from conftest import FRESH_PYTHON, run_cli
 
 PROBE = """\
 import os, sys
@@ -41,5 +42,20 @@ def test_a_warm_run_past_its_timeout_is_killed_and_the_next_one_runs(tmp_path: P
     )
     with pytest.raises(subprocess.TimeoutExpired) as expired:
         run_cli(str(script), "sleep", timeout=2)
-    assert expired.value.output == "started\n"
+    assert expired.value.output == b"started\n"  # bytes, as subprocess.run gives it
     assert run_cli(str(script), "go", timeout=60).returncode == 0
+
+
+@pytest.mark.skipif(FRESH_PYTHON, reason="FRESH_PYTHON=1 asks for no warm Python")
+def test_runs_stay_warm_unless_they_change_what_a_library_reads_at_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process tests leave variables behind (seed_everything's PL_GLOBAL_SEED): the runs after them are
+    still forks of the warm Python; a changed OMP_NUM_THREADS needs a new interpreter, which has not imported
+    torch yet."""
+    script = tmp_path / "preloaded.py"
+    script.write_text("import sys\nprint('torch' in sys.modules)\n")
+    L.seed_everything(3, verbose=False)
+    assert run_cli(str(script)).stdout == "True\n"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert run_cli(str(script)).stdout == "False\n"

@@ -4,8 +4,8 @@ Most tests start a script as a user would, and on a 2-core CPU each such process
 torch, Lightning and Hydra before it does anything the test looks at. A warm Python imports them once per
 test worker; each run is then a fork of it that runs the script with runpy, as `python script.py` does: its
 own pid, cwd, argv, stdout/stderr files and exit code, and a fresh Hydra. What a fork cannot give is a
-first import, so the runs whose environment differs from the warm one's (a library reads some variables
-when it is imported) and the tests that look at import-time behaviour (`fresh=True`: warnings printed
+first import, so the runs that change a variable some library reads when it is imported (OMP_NUM_THREADS)
+and the tests that look at import-time behaviour (`fresh=True`: warnings printed
 while importing, what a script imports) start a new interpreter instead.
 
 Run as a script, this file is the warm Python: it reads one JSON request a line on stdin, answers the
@@ -25,6 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+# variables that torch, its thread pools and kernels, Python itself or matplotlib read when they are imported
+# or start: a run that changes one of them needs a new interpreter (others, e.g. PL_GLOBAL_SEED set by an
+# in-process test's seed_everything, are simply set in the fork)
+IMPORT_TIME_VARIABLES = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "ATEN_", "ONEDNN_", "DNNL_", "TORCH",
+                         "PYTORCH_", "CUDA_", "NVIDIA_", "LD_", "PYTHON", "MPL", "NUMPY_")  # fmt: skip
 
 # what train.py, eval.py, predict.py and export.py import before they start working (the slow part)
 PRELOADED = ("torch", "torchvision", "lightning.pytorch", "hydra", "mnist_classifier.tasks.train")
@@ -123,6 +129,11 @@ class WarmPython:
         )  # fmt: skip
         self._expect("ready", timeout=None)
 
+    def can_run(self, env: dict[str, str]) -> bool:
+        """Whether a fork gives what a new interpreter with `env` would: no import-time variable differs."""
+        changed = {name for name in env.keys() | self.env.keys() if env.get(name) != self.env.get(name)}
+        return not any(name.startswith(IMPORT_TIME_VARIABLES) for name in changed)
+
     def _read(self, deadline: float | None) -> str | None:
         """The next answer line, or None at the deadline."""
         assert self.process.stdout is not None
@@ -144,7 +155,7 @@ class WarmPython:
         self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None
     ) -> subprocess.CompletedProcess:
         """`python *argv` in `cwd`, as subprocess.run(..., capture_output=True, text=True) gives it back; `env`
-        differs from the warm Python's only in variables no library reads while importing."""
+        passes `can_run`."""
         assert self.process.stdin is not None
         with tempfile.TemporaryDirectory(prefix="warm_run_") as folder:
             stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
@@ -162,7 +173,8 @@ class WarmPython:
             out, err = (path.read_text(encoding="utf-8", errors="backslashreplace") for path in (stdout, stderr))
         command = [sys.executable, *argv]
         if timed_out:
-            raise subprocess.TimeoutExpired(command, timeout or 0.0, output=out, stderr=err)
+            # as subprocess.run's: bytes, even with text=True
+            raise subprocess.TimeoutExpired(command, timeout or 0.0, output=out.encode(), stderr=err.encode())
         return subprocess.CompletedProcess(command, returncode, out, err)
 
 
