@@ -133,7 +133,9 @@ def run_cli(
     CPU (an AVX2-only CPU trains the CNN 2-4x slower than one with native bf16). A fixed limit would be
     one machine's figure; CI's own limit is the guard against a hang."""
     env, argv = _cli_env(), [str(REPO / script), *overrides]
-    if not (fresh or FRESH_PYTHON) and hasattr(os, "fork") and _warm_python().can_run(env):
+    if not (fresh or FRESH_PYTHON) and sys.platform == "linux" and _warm_python().can_run(env):
+        if _warm_python().process.poll() is not None:  # ended by an interrupted exchange: start a new one
+            _warm_python.cache_clear()
         return _warm_python().run(argv, REPO, env, timeout)
     return subprocess.run(
         [sys.executable, *argv], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout

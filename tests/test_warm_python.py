@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import lightning as L
 import pytest
 from conftest import FRESH_PYTHON, run_cli
 
@@ -55,7 +54,16 @@ def test_runs_stay_warm_unless_they_change_what_a_library_reads_at_import(
     torch yet."""
     script = tmp_path / "preloaded.py"
     script.write_text("import sys\nprint('torch' in sys.modules)\n")
-    L.seed_everything(3, verbose=False)
+    monkeypatch.setenv("PL_GLOBAL_SEED", "3")  # what L.seed_everything(3) leaves behind
     assert run_cli(str(script)).stdout == "True\n"
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert run_cli(str(script)).stdout == "False\n"
+
+
+def test_each_warm_run_draws_its_own_random_numbers(tmp_path: Path) -> None:
+    """As two new interpreters would: a run that forgets to seed does not repeat the one before it."""
+    script = tmp_path / "draw.py"
+    script.write_text("import numpy, torch\nprint(numpy.random.rand(), torch.rand(1).item())\n")
+    first, second = (run_cli(str(script)).stdout for _ in range(2))
+    numpy_draws, torch_draws = zip(first.split(), second.split(), strict=True)
+    assert numpy_draws[0] != numpy_draws[1] and torch_draws[0] != torch_draws[1]

@@ -30,7 +30,8 @@ from typing import Any
 # or start: a run that changes one of them needs a new interpreter (others, e.g. PL_GLOBAL_SEED set by an
 # in-process test's seed_everything, are simply set in the fork)
 IMPORT_TIME_VARIABLES = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "ATEN_", "ONEDNN_", "DNNL_", "TORCH",
-                         "PYTORCH_", "CUDA_", "NVIDIA_", "LD_", "PYTHON", "MPL", "NUMPY_")  # fmt: skip
+                         "PYTORCH_", "CUDA_", "NVIDIA_", "TRITON_", "LD_", "PYTHON", "MPL", "NUMPY_", "NPY_",
+                         "TQDM_", "POSSIBLE_USER_WARNINGS", "TMPDIR", "LANG", "LC_", "TZ", "HOME", "XDG_")  # fmt: skip
 
 # what train.py, eval.py, predict.py and export.py import before they start working (the slow part)
 PRELOADED = ("torch", "torchvision", "lightning.pytorch", "hydra", "mnist_classifier.tasks.train")
@@ -46,6 +47,17 @@ def _exit_code(code: object) -> int:
     return 1
 
 
+def _fresh_random_state() -> None:
+    """A new interpreter starts numpy's and torch's global generators from fresh entropy; a fork would share
+    the warm Python's, and two runs that forget to seed would agree by accident. (Python's `random` is
+    reseeded by the fork itself; the hash seed stays the warm Python's.)"""
+    import numpy as np
+    import torch
+
+    np.random.seed(int.from_bytes(os.urandom(4), "little"))
+    torch.seed()
+
+
 def _run_child(request: dict[str, Any], protocol_fds: tuple[int, ...]) -> None:
     """In the fork: become `python script args...` with its output in the files asked for; never returns."""
     import atexit
@@ -58,7 +70,6 @@ def _run_child(request: dict[str, Any], protocol_fds: tuple[int, ...]) -> None:
     try:
         for fd in protocol_fds:
             os.close(fd)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -72,6 +83,7 @@ def _run_child(request: dict[str, Any], protocol_fds: tuple[int, ...]) -> None:
         sys.stderr = io.TextIOWrapper(
             io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
         )
+        _fresh_random_state()
         sys.argv = list(request["argv"])
         sys.path[0] = str(Path(sys.argv[0]).resolve().parent)
         try:
@@ -156,6 +168,21 @@ class WarmPython:
     ) -> subprocess.CompletedProcess:
         """`python *argv` in `cwd`, as subprocess.run(..., capture_output=True, text=True) gives it back; `env`
         passes `can_run`."""
+        try:
+            result, timed_out = self._run(argv, cwd, env, timeout)
+        except BaseException:  # an answer may still be on its way, for a request nobody waits for now
+            self.process.kill()
+            self.process.wait()
+            raise
+        if timed_out:  # as subprocess.run says it: bytes, even with text=True
+            output, errors = (text.encode() or None for text in (result.stdout, result.stderr))
+            raise subprocess.TimeoutExpired(result.args, timeout or 0.0, output=output, stderr=errors)
+        return result
+
+    def _run(
+        self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None
+    ) -> tuple[subprocess.CompletedProcess, bool]:
+        """One exchange with the warm Python: the run, and whether it was killed at its timeout."""
         assert self.process.stdin is not None
         with tempfile.TemporaryDirectory(prefix="warm_run_") as folder:
             stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
@@ -167,15 +194,12 @@ class WarmPython:
             answer = self._read(deadline)
             timed_out = answer is None
             if timed_out:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it ended at the deadline
+                    os.kill(pid, signal.SIGKILL)
                 answer = self._read(None)
             returncode = json.loads(answer or "{}")["returncode"]
             out, err = (path.read_text(encoding="utf-8", errors="backslashreplace") for path in (stdout, stderr))
-        command = [sys.executable, *argv]
-        if timed_out:
-            # as subprocess.run's: bytes, even with text=True
-            raise subprocess.TimeoutExpired(command, timeout or 0.0, output=out.encode(), stderr=err.encode())
-        return subprocess.CompletedProcess(command, returncode, out, err)
+        return subprocess.CompletedProcess([sys.executable, *argv], returncode, out, err), timed_out
 
 
 if __name__ == "__main__":
