@@ -19,7 +19,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
 
-from warm_python import WarmPython  # noqa: E402
+from warm_python import WarmPython, can_fork  # noqa: E402
 
 from mnist_classifier.data.mnist_files import MNIST_FILES  # noqa: E402
 from mnist_classifier.runtime import entry  # noqa: E402
@@ -133,7 +133,7 @@ def run_cli(
     CPU (an AVX2-only CPU trains the CNN 2-4x slower than one with native bf16). A fixed limit would be
     one machine's figure; CI's own limit is the guard against a hang."""
     env, argv = _cli_env(), [str(REPO / script), *overrides]
-    if not (fresh or FRESH_PYTHON) and sys.platform == "linux" and _warm_python().can_run(env):
+    if not (fresh or FRESH_PYTHON) and sys.platform == "linux" and can_fork(_WARM_ENV, env):
         if _warm_python().process.poll() is not None:  # ended by an interrupted exchange: start a new one
             _warm_python.cache_clear()
         return _warm_python().run(argv, REPO, env, timeout)

@@ -37,6 +37,13 @@ IMPORT_TIME_VARIABLES = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "ATEN_", 
 PRELOADED = ("torch", "torchvision", "lightning.pytorch", "hydra", "mnist_classifier.tasks.train")
 
 
+def can_fork(warm_env: dict[str, str], env: dict[str, str]) -> bool:
+    """Whether a fork of a warm Python started with `warm_env` gives what a new interpreter with `env` would:
+    no import-time variable differs."""
+    changed = {name for name in env.keys() | warm_env.keys() if env.get(name) != warm_env.get(name)}
+    return not any(name.startswith(IMPORT_TIME_VARIABLES) for name in changed)
+
+
 def _exit_code(code: object) -> int:
     """SystemExit's code as the interpreter turns it into an exit status."""
     if code is None:
@@ -141,11 +148,6 @@ class WarmPython:
         )  # fmt: skip
         self._expect("ready", timeout=None)
 
-    def can_run(self, env: dict[str, str]) -> bool:
-        """Whether a fork gives what a new interpreter with `env` would: no import-time variable differs."""
-        changed = {name for name in env.keys() | self.env.keys() if env.get(name) != self.env.get(name)}
-        return not any(name.startswith(IMPORT_TIME_VARIABLES) for name in changed)
-
     def _read(self, deadline: float | None) -> str | None:
         """The next answer line, or None at the deadline."""
         assert self.process.stdout is not None
@@ -167,7 +169,7 @@ class WarmPython:
         self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float | None
     ) -> subprocess.CompletedProcess:
         """`python *argv` in `cwd`, as subprocess.run(..., capture_output=True, text=True) gives it back; `env`
-        passes `can_run`."""
+        passes `can_fork`."""
         try:
             result, timed_out = self._run(argv, cwd, env, timeout)
         except BaseException:  # an answer may still be on its way, for a request nobody waits for now
