@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mnist_classifier.errors import ArgumentError
+from mnist_classifier.models.fast_dropout import Dropout
 from mnist_classifier.models.validation import dropout_probability, positive_ints
 
 
@@ -78,10 +79,10 @@ class ConvNet(nn.Module):
                 "pool_sizes",
                 lambda key: f"{key('pool_sizes')} {pool_sizes} shrink the {image_size}x{image_size} image to nothing.",
             )
-        head: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout)]
+        head: list[nn.Module] = [nn.Flatten(), Dropout(dropout)]
         width = in_channels * size * size
         if hidden_size:
-            head += [nn.Linear(width, hidden_size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            head += [nn.Linear(width, hidden_size), nn.ReLU(inplace=True), Dropout(dropout)]
             width = hidden_size
         head.append(nn.Linear(width, num_classes))
         self.features = nn.Sequential(*blocks)

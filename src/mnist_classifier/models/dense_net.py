@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mnist_classifier.models.fast_dropout import Dropout
 from mnist_classifier.models.validation import dropout_probability, positive_ints
 
 
@@ -26,7 +27,7 @@ class DenseNet(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         width = input_size
         for size in hidden_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True), Dropout(dropout)]
             width = size
         layers += [nn.Linear(width, num_classes), nn.LogSoftmax(dim=1)]
         self.layers = nn.Sequential(*layers)
