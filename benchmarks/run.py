@@ -4,7 +4,8 @@ writes JSON.
 Everything is measured in one run, side by side, on this machine:
   1. data pipeline images/s: our in-memory batches vs torchvision's per-item PIL path;
   2. one training epoch through train.py's Trainer vs a plain PyTorch loop (same net, optimizer,
-     schedule, precision, batches), for both recipes; best of two warm epochs on each side;
+     schedule, precision, batches), for both recipes, taken in turns in one train.py process
+     (plain_loop.py); medians of the warm epochs on each side;
   3. CNN step time with channels_last / bf16 autocast / torch.compile switched on and off;
   4. where the time of a default `python train.py` goes, stage by stage (StageTimer);
   5. predict.py end to end on folders of pictures (images/s);
@@ -49,6 +50,7 @@ from mnist_classifier.utils.threads import usable_cores  # noqa: E402
 register_resolvers()
 Row = tuple[str, str, str]
 SEEDS = (0, 1, 2, 3, 4)
+PAIRED_EPOCHS = 4  # Trainer and plain-loop epochs taken in turns; the first of each warms up
 
 
 def recipes(group: str) -> list[str]:
@@ -136,49 +138,6 @@ def bench_data(data_dir: str, batches: int) -> dict[str, float]:
     return rates
 
 
-def plain_epoch(
-    data_dir: str, precision: str, *overrides: str, warmup_steps: int = 30, epochs: int = 2
-) -> tuple[float, int]:
-    """Best of `epochs` training epochs in a plain loop, and its number of steps: same net, optimizer,
-    schedule, gradient clipping, augmentation, precision and batches as train.py (best-of, because these
-    machines are noisy)."""
-    cfg = compose_train(*overrides, f"data.data_dir={data_dir}")
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
-    module = instantiate(cfg.model)
-    net, loss_fn = module.net.train(), module.criterion
-    optimizer = instantiate(cfg.model.optimizer)(params=net.parameters())
-    loader = dm.train_dataloader()
-    steps = len(loader)
-    scheduler = instantiate(cfg.model.scheduler)(optimizer=optimizer, total_steps=epochs * steps + warmup_steps)
-    clip = cfg.trainer.get("gradient_clip_val")
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        if dm.augment is not None:
-            images = dm.augment(images)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
-            loss = loss_fn(net(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
-        optimizer.step()
-        scheduler.step()
-
-    for i, batch in enumerate(loader):
-        step(*batch)
-        if i + 1 == warmup_steps:
-            break
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        for batch in loader:
-            step(*batch)
-        times.append(time.perf_counter() - start)
-    return min(times), steps
-
-
 def section_data(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     rates = bench_data(args.data_dir, batches=200)
     report["data_images_per_s"] = rates
@@ -189,25 +148,30 @@ def section_data(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
 
 
 def section_epochs(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
-    """The shipped recipes through the Trainer and in a plain loop: Lightning's cost per step is fixed
-    (about a millisecond here), so the ratio depends on how much work a step holds."""
+    """The shipped recipes through the Trainer, each training epoch followed by one epoch of the same step
+    as a plain loop in the same process (plain_loop.py): Lightning's cost per step is fixed (about a
+    millisecond here), so the ratio depends on how much work a step holds. Medians of the warm pairs."""
     rows = []
     for name in recipes("model"):
-        overrides = [f"model={name}"]
-        trainer_run = run_train(args.data_dir, *overrides, "trainer.max_epochs=3", "test=false")
-        if "error" in trainer_run:
-            rows.append((f"{name}: training epoch, Trainer vs plain loop", "failed", trainer_run["error"]))
-            continue
-        trainer_epoch = min(trainer_run["epoch_s"][1:])  # best of the two warm epochs, like the plain loop
-        plain, steps = plain_epoch(args.data_dir, report["precision"], *overrides)
-        overhead_ms = 1000 * (trainer_epoch - plain) / steps
-        report[f"epoch_{name}"] = {"trainer_s": trainer_epoch, "plain_s": plain, "steps": steps,
+        with tempfile.TemporaryDirectory() as tmp:
+            plain_out = Path(tmp) / "plain.json"
+            run = run_train(args.data_dir, f"model={name}", f"trainer.max_epochs={PAIRED_EPOCHS}", "test=false",
+                            "+callbacks.plain_loop._target_=plain_loop.InterleavedPlainLoop",
+                            f"+callbacks.plain_loop.out={plain_out}")  # fmt: skip
+            if "error" in run:
+                rows.append((f"{name}: training epoch, Trainer vs plain loop", "failed", run["error"]))
+                continue
+            plain = json.loads(plain_out.read_text())
+        trainer_epoch, plain_epoch = (statistics.median(epochs[1:]) for epochs in (run["epoch_s"], plain["epoch_s"]))
+        steps = plain["steps"]
+        overhead_ms = 1000 * (trainer_epoch - plain_epoch) / steps
+        report[f"epoch_{name}"] = {"trainer_s": run["epoch_s"], "plain_s": plain["epoch_s"], "steps": steps,
                                    "overhead_ms_per_step": overhead_ms}  # fmt: skip
         rows.append(
             (
                 f"{name}: training epoch, Trainer vs plain loop",
-                f"{trainer_epoch:.2f} s vs {plain:.2f} s ({steps} steps, {overhead_ms:+.2f} ms/step)",
-                f"{trainer_epoch / plain:.2f}x",
+                f"{trainer_epoch:.2f} s vs {plain_epoch:.2f} s ({steps} steps, {overhead_ms:+.2f} ms/step)",
+                f"{trainer_epoch / plain_epoch:.2f}x",
             )
         )
     return rows
