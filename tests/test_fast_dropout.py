@@ -79,3 +79,15 @@ def test_is_an_nn_dropout_with_its_repr() -> None:
     assert isinstance(layer, nn.Dropout)
     assert repr(layer) == repr(nn.Dropout(0.25))
     assert layer.state_dict() == {}
+
+
+def test_traces_with_torch_export_in_training_mode() -> None:
+    """export.py exports in eval mode; a module exported while training keeps a dropout (torch's, which
+    torch.export knows, with a dynamic batch size)."""
+    batch = torch.export.Dim.DYNAMIC
+    program = torch.export.export(
+        nn.Sequential(Dropout(0.5)).train(), (torch.ones(64, 8),), dynamic_shapes=({0: batch},)
+    )
+    out = program.module()(torch.ones(37, 8))
+    assert out.shape == (37, 8)
+    assert set(out.unique().tolist()) == {0.0, 2.0}

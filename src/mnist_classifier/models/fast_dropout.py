@@ -11,13 +11,15 @@ import torch
 from torch import nn
 
 LEVELS = 1 << 16  # one 16-bit field per element
-INT64_MIN = -(1 << 63)  # random_(INT64_MIN, None): all 64 bits random
+# every int64 but the largest: 64 random bits a draw. (random_(-2**63, None) draws all of them, but its
+# overload is named `from`, a Python keyword, and torch.export's generated code then fails to compile.)
+INT64_LOW, INT64_HIGH = -(1 << 63), (1 << 63) - 1
 
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
     """True where an element is kept, each with probability 1 - round(p * 65536) / 65536."""
     count = shape.numel()
-    bits = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(INT64_MIN, None)
+    bits = torch.randint(INT64_LOW, INT64_HIGH, ((count + 3) // 4,), dtype=torch.int64, device=device)
     fields = bits.view(torch.int16)[:count].view(shape)  # uniform over [-32768, 32767]
     return fields >= round(p * LEVELS) - LEVELS // 2
 
@@ -26,11 +28,15 @@ class Dropout(nn.Dropout):
     """nn.Dropout (a subclass: same `p`, same repr) whose mask on CPU costs a quarter of the random draws."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.device.type != "cpu":  # GPUs draw masks fast in one fused kernel: torch's own
-            return super().forward(input)
+        if input.device.type != "cpu" or _traced():  # torch's own: GPUs draw masks in one fused kernel, and
+            return super().forward(input)  # torch.compile / torch.export know its op (dynamic batch sizes too)
         dropped = round(self.p * LEVELS) / LEVELS
         if not self.training or dropped == 0:
             return input
         if dropped == 1:
             return input * 0
         return input * keep_mask(input.shape, self.p, input.device) * (1 / (1 - dropped))
+
+
+def _traced() -> bool:
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
