@@ -149,8 +149,9 @@ def section_data(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
 
 def section_epochs(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     """The shipped recipes through the Trainer, each training epoch followed by one epoch of the same step
-    as a plain loop in the same process (plain_loop.py): Lightning's cost per step is fixed (about a
-    millisecond here), so the ratio depends on how much work a step holds. Medians of the warm pairs."""
+    as a plain loop in the same process (plain_loop.py): the Trainer's cost per step (Lightning's loop and
+    hooks, the module's metric updates) is fixed, about a millisecond here, so the ratio depends on how much
+    work a step holds. Medians of the warm epochs on each side."""
     rows = []
     for name in recipes("model"):
         with tempfile.TemporaryDirectory() as tmp:

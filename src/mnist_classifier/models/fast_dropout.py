@@ -1,42 +1,61 @@
-"""Dropout with a cheaper mask: on CPU, torch's `bernoulli_` draws one random number per element from its
-single-threaded generator, and the two dropout layers of the dense recipe took about a third of its
-training step. Here each keep/drop decision is 16 random bits, four to one 64-bit draw of the same seeded
-generator: the same layer (inverted scaling, identity in eval mode, nothing in the state dict), with
-p rounded to a multiple of 1/65536 (0.2 drops 0.19999695 of the elements) and the kept ones scaled by
-1 / (1 - that p), so the expected output is the input. README, Speed, has the measurement."""
+"""Dropout with a cheaper mask where torch's is slow: on a CPU without Intel's MKL generator (AMD, ARM, any
+build without MKL), torch's `bernoulli_` draws one random number per element, one after the other, from
+its generator, and the two dropout layers of the dense recipe took about a third of its training step.
+Here each keep/drop decision is 16 random bits, four to one 64-bit draw of the same seeded generator: the
+same layer (inverted scaling, identity in eval mode, nothing in the state dict), with p rounded to a
+multiple of 1/65536 (0.2 drops 0.19999695 of the elements) and the kept ones scaled by 1 / (1 - that p),
+so the expected output is the input. README, Speed, has the measurement."""
 
 from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
 
 import torch
 from torch import nn
 
 LEVELS = 1 << 16  # one 16-bit field per element
-# every int64 but the largest: 64 random bits a draw. (random_(-2**63, None) draws all of them, but its
-# overload is named `from`, a Python keyword, and torch.export's generated code then fails to compile.)
-INT64_LOW, INT64_HIGH = -(1 << 63), (1 << 63) - 1
+INT64_MIN = -(1 << 63)  # random_(INT64_MIN, None): every int64 equally likely, 64 random bits a draw
 
 
-def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
-    """True where an element is kept, each with probability 1 - round(p * 65536) / 65536."""
-    count = shape.numel()
-    bits = torch.randint(INT64_LOW, INT64_HIGH, ((count + 3) // 4,), dtype=torch.int64, device=device)
-    fields = bits.view(torch.int16)[:count].view(shape)  # uniform over [-32768, 32767]
+def kept(fields: torch.Tensor, p: float) -> torch.Tensor:
+    """int16 fields, uniform over [-32768, 32767] -> True for a share 1 - round(p * 65536) / 65536 of them."""
     return fields >= round(p * LEVELS) - LEVELS // 2
 
 
+def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
+    """True where an element is kept; each element's field is 16 bits of a 64-bit draw, in order."""
+    count = shape.numel()
+    bits = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(INT64_MIN, None)
+    return kept(bits.view(torch.int16)[:count].view(shape), p)
+
+
+@functools.cache
+def torch_draws_one_by_one() -> bool:
+    """Where torch's CPU `bernoulli_(p)` takes its serial per-element path: everywhere but on an Intel CPU
+    with MKL, where it uses MKL's vectorised, multithreaded generator (torch's own dispatch, in
+    aten/src/ATen/native/cpu/DistributionKernels.cpp; ours was measured on AMD only)."""
+    if not torch.backends.mkl.is_available():
+        return True
+    cpuinfo = Path("/proc/cpuinfo")
+    vendor = cpuinfo.read_text(errors="replace")[:4096] if cpuinfo.is_file() else platform.processor()
+    return "GenuineIntel" not in vendor
+
+
 class Dropout(nn.Dropout):
-    """nn.Dropout (a subclass: same `p`, same repr) whose mask on CPU costs a quarter of the random draws."""
+    """nn.Dropout (a subclass: same `p`, same repr), whose mask costs a quarter of the random draws where
+    torch's draws them one by one. Everywhere else it is torch's own: on GPUs (one fused kernel), under
+    torch.compile, torch.export and fx tracing (which know torch's op), in place, and for a p that
+    rounds to 0 or 1."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.device.type != "cpu" or _traced():  # torch's own: GPUs draw masks in one fused kernel, and
-            return super().forward(input)  # torch.compile / torch.export know its op (dynamic batch sizes too)
         dropped = round(self.p * LEVELS) / LEVELS
-        if not self.training or dropped == 0:
-            return input
-        if dropped == 1:
-            return input * 0
+        if not self.training or self.inplace or not 0 < dropped < 1 or not self._cheaper_here(input):
+            return super().forward(input)
         return input * keep_mask(input.shape, self.p, input.device) * (1 / (1 - dropped))
 
-
-def _traced() -> bool:
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+    @staticmethod
+    def _cheaper_here(input: torch.Tensor) -> bool:
+        traced = isinstance(input, torch.fx.Proxy) or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        return not traced and input.device.type == "cpu" and torch_draws_one_by_one()
