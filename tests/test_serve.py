@@ -31,6 +31,7 @@ from drawn_digits import STROKES, render
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from mnist_classifier.data.pictures import read_digit
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.models.onnx_model import INPUT_NAME, OUTPUT_NAMES, OnnxModel
 from mnist_classifier.serving.app import Limits, create_app
@@ -286,10 +287,10 @@ def test_pictures_are_decoded_in_processes_that_are_replaced_when_they_die(
     assert decoder not in decoding_processes(process.pid)
 
 
-def large_request(url: str, pictures: int, answers: dict[str, object]) -> threading.Thread:
-    """A thread posting `pictures` 1000x1000 drawings (about 0.1 s of decoding each) in one form; its status
-    and the time it was answered land in `answers`."""
-    large = png(render(8, size=1000))
+def large_request(url: str, pictures: int, answers: dict[str, object], size: int = 1000) -> threading.Thread:
+    """A thread posting `pictures` size x size drawings in one form (1000x1000: 12-100 ms of decoding each,
+    by the CPU); its status and the time it was answered land in `answers`."""
+    large = png(render(8, size=size))
     files = [(f"p{i}", (f"p{i}.png", large, "image/png")) for i in range(pictures)]
 
     def send() -> None:
@@ -307,16 +308,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_a_large_request_does_not_hold_up_a_small_one(tmp_path: Path) -> None:
-    """Each request has at most one picture per decoding process waiting, so a small request sent while 32
-    large pictures are being decoded by the one process is answered before them."""
+    """Each request has at most one picture per decoding process waiting, so a small request sent while 64
+    large pictures are being decoded by the one process is answered before them. The small one is sent
+    once three of them are decoded, as this CPU decodes them: about 60 pictures' time is left to answer it
+    (2.4 s on a fast CPU; with a fixed 0.3 CPU-seconds, a fast CPU had only 70 ms left and lost the race)."""
+    large, pictures = 2000, 64  # 4 Mpixels each (max_pixels), as many as one request may hold (max_pictures)
+    start = time.perf_counter()
+    read_digit(io.BytesIO(png(render(8, size=large))), "mnist", 4_000_000)
+    one_picture = time.perf_counter() - start
     for url, process in serve(f"model_path={tiny_onnx(tmp_path / 'tiny.onnx')}", "decode_processes=1",
                               run_dir=tmp_path / "run"):  # fmt: skip
         (decoder,) = decoding_processes(process.pid)
         idle = cpu_seconds(decoder)
         answers: dict[str, object] = {}
-        thread = large_request(url, 32, answers)
+        thread = large_request(url, pictures, answers, size=large)
         deadline = time.monotonic() + 60
-        while cpu_seconds(decoder) < idle + 0.3:  # a few of the large pictures decoded: the rest are waiting
+        while cpu_seconds(decoder) < idle + 3 * one_picture:  # three decoded, the rest are waiting
             assert time.monotonic() < deadline and thread.is_alive(), answers
             time.sleep(0.01)
         small = httpx.post(url + "predict", content=png(render(2)), timeout=120)
