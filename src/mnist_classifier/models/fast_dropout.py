@@ -39,7 +39,11 @@ def torch_draws_one_by_one() -> bool:
     if not torch.backends.mkl.is_available():
         return True
     cpuinfo = Path("/proc/cpuinfo")
-    vendor = cpuinfo.read_text(errors="replace")[:4096] if cpuinfo.is_file() else platform.processor()
+    if cpuinfo.is_file():
+        with cpuinfo.open(errors="replace") as file:
+            vendor = file.read(4096)  # the first processor's lines name the vendor; the file grows with the cores
+    else:
+        vendor = platform.processor()
     return "GenuineIntel" not in vendor
 
 
