@@ -38,9 +38,9 @@ class InterleavedPlainLoop(L.Callback):
         self.criterion = module.criterion
         self.channels_last = module.channels_last
         self.optimizer = instantiate(module.optimizer_config)(params=self.net.parameters())
-        steps = len(self.loader) * int(trainer.max_epochs or 1) + 1
-        schedule = module.scheduler_config  # the recipes' whole-run one-cycle schedule, planned for this run
-        self.scheduler = instantiate(schedule)(optimizer=self.optimizer, total_steps=steps) if schedule else None
+        schedule = module.scheduler_config  # the recipes' whole-run one-cycle schedule, planned as the Trainer's
+        planned = getattr(trainer.lr_scheduler_configs[0].scheduler, "total_steps", None) if schedule else None
+        self.scheduler = instantiate(schedule)(optimizer=self.optimizer, total_steps=planned) if schedule else None
         self.clip = trainer.gradient_clip_val
         self.bf16 = trainer.precision == "bf16-mixed"
 
