@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, synthetic_digits, write_idx_images, write_idx_labels
 from hydra.utils import instantiate
 from test_configs import compose_train
@@ -146,7 +147,8 @@ def test_bad_values_name_the_argument_and_through_the_config_the_key(
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [({"degrees": -1}, "degrees"), ({"translate": 1.0}, "translate"), ({"scale": [1.1, 0.9]}, "scale"),
-     ({"scale": [0.0, 1.0]}, "scale"), ({"scale": 1.0}, "scale")],
+     ({"scale": [0.0, 1.0]}, "scale"), ({"scale": 1.0}, "scale"), ({"elastic": -0.5}, "elastic"),
+     ({"elastic": "x"}, "elastic"), ({"elastic_grid": 1}, "elastic_grid"), ({"elastic_grid": 4.0}, "elastic_grid")],
 )  # fmt: skip
 def test_augmentation_names_its_argument(kwargs: dict, argument: str) -> None:
     plain_argument_error(lambda: RandomAffineBatch(**kwargs), argument)
@@ -214,6 +216,39 @@ def test_augmentation_keeps_shapes_labels_and_background() -> None:
     assert out.shape == images.shape and out.dtype == images.dtype
     torch.testing.assert_close(out[:, :, 0, 0], images[:, :, 0, 0])  # corners stay black
     assert not torch.equal(out, images)
+
+
+def test_elastic_distortion_is_a_smooth_field_of_the_size_asked_for() -> None:
+    """Shifts of `elastic` pixels (std) at the lattice points, bicubic in between (F.interpolate's own
+    weights), so neighbouring pixels move almost together; the background stays black."""
+    torch.manual_seed(0)
+    augment = RandomAffineBatch(degrees=0, translate=0, scale=[1, 1], elastic=2.0, elastic_grid=4)
+    images = torch.zeros(512, 1, 28, 28)
+    torch.manual_seed(1)
+    field = augment._displacement(512, 28, 28, images)
+    torch.manual_seed(1)
+    lattice = torch.randn(512, 2, 4, 4) * 2.0
+    expected = F.interpolate(lattice, size=(28, 28), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    torch.testing.assert_close(field * 14, expected)  # 2 / 28 grid units per pixel
+    pixels = field * 14
+    assert 1.0 < pixels.std().item() < 2.0  # interpolation between the points lowers the spread
+    assert (pixels[:, 1:] - pixels[:, :-1]).abs().mean() < 0.25 * pixels.abs().mean()  # smooth: 9 pixels between points
+    background = torch.full((8, 1, 28, 28), (0 - MNIST_MEAN) / MNIST_STD)
+    torch.testing.assert_close(augment(background), background)
+    digit = background.clone()
+    digit[:, :, 8:20, 12:16] = (1 - MNIST_MEAN) / MNIST_STD
+    assert not torch.equal(augment(digit), digit)
+
+
+def test_no_elastic_distortion_leaves_the_affine_draws_as_they_were() -> None:
+    """elastic=0 draws nothing more: the same seed gives the same batch as the affine augmentation alone."""
+    images = torch.randn(16, 1, 28, 28)
+    torch.manual_seed(3)
+    plain = RandomAffineBatch()(images)
+    torch.manual_seed(3)
+    torch.testing.assert_close(RandomAffineBatch(elastic=0.0)(images), plain)
+    torch.manual_seed(3)
+    assert not torch.allclose(RandomAffineBatch(elastic=1.0)(images), plain)
 
 
 def test_augmentation_only_for_training_batches(synthetic_data_dir: Path) -> None:

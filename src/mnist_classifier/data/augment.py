@@ -1,4 +1,4 @@
-"""Random affine augmentation applied to a whole normalised batch at once (on its device)."""
+"""Random affine (and elastic) augmentation applied to a whole normalised batch at once (on its device)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,18 @@ def _is_number(value: object) -> bool:
 
 
 class RandomAffineBatch(torch.nn.Module):
-    """Per-image random rotation, scale and shift with one `grid_sample` for the batch."""
+    """Per-image random rotation, scale and shift with one `grid_sample` for the batch. `elastic` > 0 adds
+    a smooth random displacement field (Simard et al. 2003's elastic distortion, the ingredient behind the
+    best MNIST MLPs and CNNs): random shifts of `elastic` pixels (standard deviation) at the points of an
+    `elastic_grid` x `elastic_grid` lattice, interpolated bicubically over the image, in the same sample."""
 
     def __init__(
-        self, degrees: float = 10.0, translate: float = 0.1, scale: Sequence[float] = (0.9, 1.1)
+        self,
+        degrees: float = 10.0,
+        translate: float = 0.1,
+        scale: Sequence[float] = (0.9, 1.1),
+        elastic: float = 0.0,
+        elastic_grid: int = 4,
     ) -> None:
         super().__init__()
         if not _is_number(degrees) or degrees < 0:
@@ -34,9 +42,19 @@ class RandomAffineBatch(torch.nn.Module):
             raise ArgumentError(
                 "scale", lambda key: f"{key('scale')} must be [low, high] with 0 < low <= high, got {scale!r}."
             )
+        if not _is_number(elastic) or elastic < 0:
+            raise ArgumentError(
+                "elastic", lambda key: f"{key('elastic')} must be a number >= 0 (pixels), got {elastic!r}."
+            )
+        if not isinstance(elastic_grid, int) or isinstance(elastic_grid, bool) or elastic_grid < 2:
+            raise ArgumentError(
+                "elastic_grid", lambda key: f"{key('elastic_grid')} must be an integer >= 2, got {elastic_grid!r}."
+            )
         self.degrees = float(degrees)
         self.translate = float(translate)
         self.scale = (float(scale[0]), float(scale[1]))
+        self.elastic = float(elastic)
+        self.elastic_grid = elastic_grid
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         n = images.shape[0]
@@ -52,8 +70,24 @@ class RandomAffineBatch(torch.nn.Module):
         xs, ys = _pixel_centers(width, images).view(1, 1, width), _pixel_centers(height, images).view(1, height, 1)
         cos, sin, shift_x, shift_y = (v.to(images.dtype).view(n, 1, 1) for v in (cos, sin, shift_x, shift_y))
         grid = torch.stack((cos * xs - sin * ys + shift_x, sin * xs + cos * ys + shift_y), dim=-1)
+        if self.elastic:
+            grid = grid + self._displacement(n, height, width, images)
         shifted = F.grid_sample(images - _BACKGROUND, grid, align_corners=False, padding_mode="zeros")
         return shifted + _BACKGROUND
+
+    def _displacement(self, n: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+        """A smooth random (n, height, width, 2) field in grid_sample's units (2 / size per pixel). Bicubic
+        interpolation is separable: two small matrix products (a tenth of F.interpolate's time on a CPU)."""
+        lattice = torch.randn(n, 2, self.elastic_grid, self.elastic_grid, device=like.device) * self.elastic
+        rows, columns = _cubic_weights(self.elastic_grid, height, like), _cubic_weights(self.elastic_grid, width, like)
+        field = torch.einsum("hi,nkij,wj->nhwk", rows, lattice, columns)
+        return field * torch.tensor([2 / width, 2 / height], device=like.device)
+
+
+def _cubic_weights(points: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """(size, points): F.interpolate's bicubic weights (align_corners=True) from `points` values to `size`."""
+    basis = torch.eye(points, device=like.device).view(points, 1, points, 1)
+    return F.interpolate(basis, size=(size, 1), mode="bicubic", align_corners=True)[:, 0, :, 0].T
 
 
 def _pixel_centers(size: int, like: torch.Tensor) -> torch.Tensor:
