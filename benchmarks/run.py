@@ -12,11 +12,14 @@ Everything is measured in one run, side by side, on this machine:
   6. serve.py under load: 32 clients sending single drawn digits to an ONNX model and to a checkpoint
      (predictions/s, latency, /health during the load, server memory);
   7. the recipes end to end, as users run them: seeds 0-4 of both default recipes (automatic precision
-     and 32-true) and the short runs and batch sizes they type first; `--experiments` adds the
-     experiments. A run that fails gets a row that says so; the benchmark goes on.
+     and 32-true) and the short runs and batch sizes they type first. A run that fails gets a row that
+     says so; the benchmark goes on;
+  8. with `--experiments` (minutes each): every experiment on seeds 0-2, and those three runs as one
+     ensemble through `eval.py "ckpt_path=[...]"`.
 
-`--cpu-kinds` runs sections 2, 3, 4 and 6 twice, in fresh processes one after the other: natively and
-with torch capped to an AVX2 CPU's kernels (no native bf16), a column each.
+`--cpu-kinds` runs sections 2, 3, 4, 7 and 8 twice, in fresh processes one after the other: natively and
+with torch capped to an AVX2 CPU's kernels (no native bf16), a column each. `--only NAME` runs the named
+sections alone (say `--only experiments --experiments`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from mnist_classifier.utils.threads import usable_cores  # noqa: E402
 register_resolvers()
 Row = tuple[str, str, str]
 SEEDS = (0, 1, 2, 3, 4)
+EXPERIMENT_SEEDS = (0, 1, 2)  # issue 23's seeds for the experiments, and the members of their ensemble
 PAIRED_EPOCHS = 4  # Trainer and plain-loop epochs taken in turns; the first of each warms up
 
 
@@ -63,39 +67,33 @@ def compose_train(*overrides: str) -> DictConfig:
         return compose(config_name="train", overrides=list(overrides))
 
 
+def run_script(script: str, run_dir: Path, *arguments: str) -> dict[str, Any]:
+    """Run train.py or eval.py as a user would, its run dir at `run_dir`. Returns the wall time and
+    metrics.json, or {"error": ...} with the end of what the run printed."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "BENCH_T0": repr(time.time())}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, str(REPO / script), f"hydra.run.dir={run_dir}", *arguments],
+                            check=False, env=env, capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    wall = time.perf_counter() - start
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if result.returncode != 0 or metrics.get("status") != "ok":
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        reason = metrics.get("error") or (lines[-1] if lines else f"exit {result.returncode}")
+        return {"error": f"exit {result.returncode}: {reason[-300:]}", "wall_s": wall}
+    return {"wall_s": wall, "metrics": metrics}
+
+
 def run_train(data_dir: str, *overrides: str, keep_in: Path | None = None) -> dict[str, Any]:
     """Run train.py as a user would (default callbacks, logger and reports), with StageTimer attached.
-    Returns the timings and metrics.json, or {"error": ...} with the end of what the run printed. The run
-    dir is thrown away, unless `keep_in` names a folder to keep it in (its checkpoint is needed later)."""
+    Returns the timings and metrics.json, or {"error": ...}. The run dir is thrown away, unless `keep_in`
+    names a folder to keep it in (its checkpoint is needed later)."""
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = (keep_in or Path(tmp)) / "run"
         timer_out = Path(tmp) / "timer.json"
-        env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks"), "BENCH_T0": repr(time.time())}
-        start = time.perf_counter()
-        result = subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "train.py"),
-                f"data.data_dir={data_dir}",
-                f"hydra.run.dir={run_dir}",
-                "+callbacks.stage_timer._target_=stage_timer.StageTimer",
-                f"+callbacks.stage_timer.out={timer_out}",
-                *overrides,
-            ],
-            check=False,
-            env=env,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-        )
-        wall = time.perf_counter() - start
-        metrics_file = run_dir / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        if result.returncode != 0 or metrics.get("status") != "ok":
-            lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-            reason = metrics.get("error") or (lines[-1] if lines else f"exit {result.returncode}")
-            return {"error": f"exit {result.returncode}: {reason[-300:]}", "wall_s": wall}
-        return {"wall_s": wall, **json.loads(timer_out.read_text()), "metrics": metrics}
+        run = run_script("train.py", (keep_in or Path(tmp)) / "run", f"data.data_dir={data_dir}",
+                         "+callbacks.stage_timer._target_=stage_timer.StageTimer",
+                         f"+callbacks.stage_timer.out={timer_out}", *overrides)  # fmt: skip
+        return run if "error" in run else {**run, **json.loads(timer_out.read_text())}
 
 
 def cpu_name() -> str:
@@ -225,9 +223,9 @@ def section_stages(args: argparse.Namespace, report: dict[str, Any]) -> list[Row
     return [(f"`python train.py` stage: {what}", f"{marks[to] - marks[start]:.2f} s", "") for start, to, what in STAGES]
 
 
-def seed_row(label: str, runs: list[dict[str, Any]]) -> Row:
+def seed_row(label: str, runs: list[dict[str, Any]], seeds: tuple[int, ...] = SEEDS) -> Row:
     """One row for several seeds: min/mean test accuracy and wall time, or what failed."""
-    failed = [f"seed {seed}: {run['error']}" for seed, run in zip(SEEDS, runs, strict=False) if "error" in run]
+    failed = [f"seed {seed}: {run['error']}" for seed, run in zip(seeds, runs, strict=True) if "error" in run]
     done = [run for run in runs if "error" not in run]
     if not done:
         return (label, "failed", "; ".join(failed))
@@ -260,11 +258,35 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
                       ["model=cnn", "data.batch_size=1024"], ["model=dense", "data.batch_size=64"],
                       ["model=dense", "data.batch_size=1024"]):  # fmt: skip
         measure(f"`python train.py {' '.join(overrides)}`", overrides)
-    if args.experiments:
-        for name in recipes("experiment"):
-            measure(f"`python train.py experiment={name}`", [f"experiment={name}"])
     report["recipes"] = {label: [run.get("metrics", {}).get("test/acc", run.get("error")) for run in results]
                          for label, results in runs.items()}  # fmt: skip
+    return rows
+
+
+def section_experiments(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
+    """Every experiment on seeds 0-2, whole process as users run it, then those three checkpoints as one
+    ensemble: `eval.py "ckpt_path=[...]"` averages their probabilities (issue 23)."""
+    rows: list[Row] = []
+    for name in recipes("experiment"):
+        with tempfile.TemporaryDirectory() as keep:
+            runs = [run_train(args.data_dir, f"experiment={name}", f"seed={seed}", keep_in=Path(keep) / str(seed))
+                    for seed in EXPERIMENT_SEEDS]  # fmt: skip
+            rows.append(seed_row(f"`python train.py experiment={name}`, seeds 0-2", runs, EXPERIMENT_SEEDS))
+            print(rows[-1], flush=True)
+            report[name] = [run.get("metrics", {}).get("test/acc", run.get("error")) for run in runs]
+            if any("error" in run for run in runs):
+                continue
+            members = ",".join(run["metrics"]["ckpt_path"] for run in runs)
+            ensemble = run_script("eval.py", Path(keep) / "ensemble", f"data.data_dir={args.data_dir}",
+                                  f"ckpt_path=[{members}]")  # fmt: skip
+        label = f"`eval.py` of the {name} runs above as one ensemble"
+        if "error" in ensemble:
+            rows.append((label, "failed", ensemble["error"]))
+        else:
+            report[f"{name}_ensemble"] = ensemble["metrics"]["test/acc"]
+            rows.append((label, f"test acc {100 * ensemble['metrics']['test/acc']:.2f}%",
+                         f"wall {ensemble['wall_s']:.1f} s"))  # fmt: skip
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -393,6 +415,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], list[Row]]] =
     "predict": section_predict,
     "serve": section_serve,
     "recipes": section_recipes,
+    "experiments": section_experiments,
 }
 # --cpu-kinds: these sections run once per kind of CPU, side by side; the cap restricts torch to the
 # kernels of a CPU with AVX2 and no native bf16 (most laptops and CI runners), on any x86 machine
@@ -400,13 +423,13 @@ CPU_KINDS: dict[str, dict[str, str]] = {
     "native": {},
     "AVX2 cap": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
 }
-PER_KIND_SECTIONS = ("epochs", "stages", "variants", "recipes")
+PER_KIND_SECTIONS = ("epochs", "stages", "variants", "recipes", "experiments")
 
 
 def selected_sections(args: argparse.Namespace) -> list[str]:
     skipped = {"variants": args.skip_variants, "predict": args.skip_predict, "serve": args.skip_serve,
-               "recipes": args.skip_recipes}  # fmt: skip
-    return [name for name in SECTIONS if not skipped.get(name)]
+               "recipes": args.skip_recipes, "experiments": not args.experiments}  # fmt: skip
+    return [name for name in SECTIONS if not skipped.get(name) and name in (args.only or SECTIONS)]
 
 
 def kind_label() -> str:
@@ -462,7 +485,12 @@ def main() -> None:
     parser.add_argument("--skip-variants", action="store_true", help="skip the precision/layout/compile variants")
     parser.add_argument("--skip-predict", action="store_true", help="skip the predict.py throughput rows")
     parser.add_argument("--skip-serve", action="store_true", help="skip the serve.py load test rows")
-    parser.add_argument("--experiments", action="store_true", help="also run every experiment (minutes each)")
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="also run every experiment on seeds 0-2 and as an ensemble (minutes each)",
+    )
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section alone (repeatable)")
     kinds_help = "epoch, stage, step and recipe rows natively and under the AVX2 cap, side by side"
     parser.add_argument("--cpu-kinds", action="store_true", help=kinds_help)
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one section, for --cpu-kinds
