@@ -244,7 +244,7 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
     def measure(label: str, overrides: list[str], seeds: tuple[int, ...] = (12345,)) -> None:
         results = [run_train(args.data_dir, *overrides, f"seed={seed}") for seed in seeds]
         runs[label] = results
-        rows.append(seed_row(label, results))
+        rows.append(seed_row(label, results, seeds))
         print(rows[-1], flush=True)
 
     for model in recipes("model"):
