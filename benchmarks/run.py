@@ -223,6 +223,11 @@ def section_stages(args: argparse.Namespace, report: dict[str, Any]) -> list[Row
     return [(f"`python train.py` stage: {what}", f"{marks[to] - marks[start]:.2f} s", "") for start, to, what in STAGES]
 
 
+def test_accuracies(runs: list[dict[str, Any]]) -> list[Any]:
+    """For the JSON report: each run's test accuracy, or its error."""
+    return [run.get("metrics", {}).get("test/acc", run.get("error")) for run in runs]
+
+
 def seed_row(label: str, runs: list[dict[str, Any]], seeds: tuple[int, ...] = SEEDS) -> Row:
     """One row for several seeds: min/mean test accuracy and wall time, or what failed."""
     failed = [f"seed {seed}: {run['error']}" for seed, run in zip(seeds, runs, strict=True) if "error" in run]
@@ -258,8 +263,7 @@ def section_recipes(args: argparse.Namespace, report: dict[str, Any]) -> list[Ro
                       ["model=cnn", "data.batch_size=1024"], ["model=dense", "data.batch_size=64"],
                       ["model=dense", "data.batch_size=1024"]):  # fmt: skip
         measure(f"`python train.py {' '.join(overrides)}`", overrides)
-    report["recipes"] = {label: [run.get("metrics", {}).get("test/acc", run.get("error")) for run in results]
-                         for label, results in runs.items()}  # fmt: skip
+    report["recipes"] = {label: test_accuracies(results) for label, results in runs.items()}
     return rows
 
 
@@ -273,7 +277,7 @@ def section_experiments(args: argparse.Namespace, report: dict[str, Any]) -> lis
                     for seed in EXPERIMENT_SEEDS]  # fmt: skip
             rows.append(seed_row(f"`python train.py experiment={name}`, seeds 0-2", runs, EXPERIMENT_SEEDS))
             print(rows[-1], flush=True)
-            report[name] = [run.get("metrics", {}).get("test/acc", run.get("error")) for run in runs]
+            report[name] = test_accuracies(runs)
             if any("error" in run for run in runs):
                 continue
             members = ",".join(run["metrics"]["ckpt_path"] for run in runs)
@@ -491,7 +495,7 @@ def main() -> None:
         help="also run every experiment on seeds 0-2 and as an ensemble (minutes each)",
     )
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section alone (repeatable)")
-    kinds_help = "epoch, stage, step and recipe rows natively and under the AVX2 cap, side by side"
+    kinds_help = "epoch, stage, step, recipe and experiment rows natively and under the AVX2 cap, side by side"
     parser.add_argument("--cpu-kinds", action="store_true", help=kinds_help)
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # one section, for --cpu-kinds
     parser.add_argument("--section-out", help=argparse.SUPPRESS)
