@@ -15,7 +15,7 @@ Everything is measured in one run, side by side, on this machine:
      and 32-true) and the short runs and batch sizes they type first. A run that fails gets a row that
      says so; the benchmark goes on;
   8. with `--experiments` (minutes each): every experiment on seeds 0-2, and those three runs as one
-     ensemble through `eval.py "ckpt_path=[...]"`.
+     ensemble through `eval.py "ckpt_path=[...]"`; `--experiment NAME` runs the named ones alone.
 
 `--cpu-kinds` runs sections 2, 3, 4, 7 and 8 twice, in fresh processes one after the other: natively and
 with torch capped to an AVX2 CPU's kernels (no native bf16), a column each. `--only NAME` runs the named
@@ -271,7 +271,7 @@ def section_experiments(args: argparse.Namespace, report: dict[str, Any]) -> lis
     """Every experiment on seeds 0-2, whole process as users run it, then those three checkpoints as one
     ensemble: `eval.py "ckpt_path=[...]"` averages their probabilities (issue 23)."""
     rows: list[Row] = []
-    for name in recipes("experiment"):
+    for name in args.experiment or recipes("experiment"):
         with tempfile.TemporaryDirectory() as keep:
             runs = [run_train(args.data_dir, f"experiment={name}", f"seed={seed}", keep_in=Path(keep) / str(seed))
                     for seed in EXPERIMENT_SEEDS]  # fmt: skip
@@ -432,7 +432,7 @@ PER_KIND_SECTIONS = ("epochs", "stages", "variants", "recipes", "experiments")
 
 def selected_sections(args: argparse.Namespace) -> list[str]:
     skipped = {"variants": args.skip_variants, "predict": args.skip_predict, "serve": args.skip_serve,
-               "recipes": args.skip_recipes, "experiments": not args.experiments}  # fmt: skip
+               "recipes": args.skip_recipes, "experiments": not (args.experiments or args.experiment)}  # fmt: skip
     return [name for name in SECTIONS if not skipped.get(name) and name in (args.only or SECTIONS)]
 
 
@@ -449,6 +449,7 @@ def run_section_per_kind(name: str, args: argparse.Namespace) -> dict[str, dict[
             out = Path(tmp) / "section.json"
             command = [sys.executable, __file__, "--section", name, "--section-out", str(out),
                        "--data-dir", args.data_dir, *(["--experiments"] if args.experiments else []),
+                       *(f"--experiment={experiment}" for experiment in args.experiment or []),
                        *(["--skip-compile"] if args.skip_compile else [])]  # fmt: skip
             done = subprocess.run(command, check=False, env={**os.environ, **env}, cwd=REPO)
             if done.returncode != 0 or not out.is_file():
@@ -493,6 +494,12 @@ def main() -> None:
         "--experiments",
         action="store_true",
         help="also run every experiment on seeds 0-2 and as an ensemble (minutes each)",
+    )
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        choices=recipes("experiment"),
+        help="run this experiment alone in the experiment rows (repeatable; implies --experiments)",
     )
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section alone (repeatable)")
     kinds_help = "epoch, stage, step, recipe and experiment rows natively and under the AVX2 cap, side by side"

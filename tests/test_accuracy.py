@@ -57,6 +57,6 @@ def test_cnn_best_experiment(real_data_dir: Path, tmp_path: Path) -> None:
 
 def test_dense_best_experiment(real_data_dir: Path, tmp_path: Path) -> None:
     """`python train.py experiment=dense_best`: >= 99.3%, an MLP of the seed's family (issue 23; about
-    four minutes on one core)."""
+    three minutes on one core)."""
     metrics = train(real_data_dir, tmp_path, "experiment=dense_best")
     assert percent(metrics["test/acc"]) >= 99.3, metrics
