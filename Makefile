@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 MNIST_SOURCE ?= ../shared/data/MNIST
 # test processes side by side (pytest-xdist); most tests start train.py & co. as real processes
 TEST_WORKERS ?= 2
+# the groups' tests on one worker each; units in collection order, so that the `longest` tests (conftest.py) start first
+XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 EXTRAS := dev,loggers,deploy,serve,cluster
 UV := $(BIN)/uv
 # a pip constraint file configured on this machine (e.g. the torch build it holds) also bounds the lock
@@ -68,10 +70,10 @@ serve: install
 	$(BIN)/python serve.py $(if $(findstring _path,$(ARGS)),,ckpt_path=$$(ls -t logs/train/runs/*/checkpoints/epoch_*.ckpt 2>/dev/null | head -1)) $(ARGS)
 
 test: install data
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20 $(ARGS)
+	$(BIN)/python -m pytest $(XDIST) --durations=20 $(ARGS)
 
 test-fast: install data
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

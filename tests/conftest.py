@@ -203,6 +203,18 @@ def default_cnn_checkpoint(default_cnn_seeds: list[dict]) -> Path:
     return Path(default_cnn_seeds[0]["ckpt_path"])
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "longest: a whole experiment, minutes long; collected first (see below)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `longest` tests first, so that pytest-xdist (`--no-loadscope-reorder`, the Makefile) hands one to
+    each worker at the start. In file order, after the groups, it queued `dense_best` behind `cnn_best` on
+    one worker while the other ran out of work (CI on 2 AVX2-only cores: 22.3 minutes, the last 7 with one
+    worker idle)."""
+    items.sort(key=lambda item: item.get_closest_marker("longest") is None)  # stable: the rest keep their order
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Under `--dist loadgroup`, a test of an `xdist_group` that pytest-xdist did not group fails with why
     (pytest-xdist#1386): the tests of one group share a trained fixture or the one SLURM cluster."""

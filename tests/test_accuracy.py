@@ -49,12 +49,14 @@ def test_short_runs_keep_their_floors(real_data_dir: Path, tmp_path: Path) -> No
     assert read_metrics(tmp_path / "eval")["test/acc"] == pytest.approx(cnn["test/acc"], abs=0.001)
 
 
+@pytest.mark.longest
 def test_cnn_best_experiment(real_data_dir: Path, tmp_path: Path) -> None:
     """`python train.py experiment=cnn_best`: >= 99.6% (about 5 minutes on one bf16 core, 14 on an AVX2-only one)."""
     metrics = train(real_data_dir, tmp_path, "experiment=cnn_best")
     assert percent(metrics["test/acc"]) >= 99.6, metrics
 
 
+@pytest.mark.longest
 def test_dense_best_experiment(real_data_dir: Path, tmp_path: Path) -> None:
     """`python train.py experiment=dense_best`: >= 99.3%, an MLP of the seed's family (issue 23; about
     three minutes on one core)."""
