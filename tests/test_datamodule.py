@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pytest
@@ -19,7 +22,7 @@ from torchvision.datasets import MNIST
 from mnist_classifier.data import MNISTDataModule
 from mnist_classifier.data.augment import RandomAffineBatch
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
-from mnist_classifier.data.mnist_files import MNIST_FILES
+from mnist_classifier.data.mnist_files import MNIST_FILES, ensure_mnist, load_split
 from mnist_classifier.data.resumable_sampler import ResumableSampler
 from mnist_classifier.errors import CheckpointError, ConfigValueError, DataNotFoundError, keys_under
 from mnist_classifier.runtime.error_messages import user_error_message
@@ -314,3 +317,36 @@ def test_real_mnist_official_split_and_normalisation(real_data_dir: Path, tmp_pa
     images, _ = dm.train_set.__getitems__(list(range(55_000)))
     assert abs(images.mean().item()) < 0.02 and abs(images.std().item() - 1) < 0.02
     assert torch.bincount(dm.test_set.labels).tolist()[:2] == [980, 1135]
+
+
+def _unpack_and_count(data_dir: Path, start: Any, delay: float, errors: Any) -> None:
+    """One of several processes that meet a fresh data dir at about the same moment (sweep jobs, test workers)."""
+    start.wait()
+    time.sleep(delay)
+    try:
+        ensure_mnist(data_dir)
+        sizes = [len(load_split(data_dir, train)[1]) for train in (True, False)]
+        if sizes != [60_000, 10_000]:
+            errors.put(f"read {sizes} images")
+    except Exception as err:
+        errors.put(f"{type(err).__name__}: {err}")
+
+
+@pytest.mark.real_data
+def test_processes_that_unpack_mnist_at_once_each_read_it_whole(real_data_dir: Path, tmp_path: Path) -> None:
+    """Only the .gz files, and six processes released a tenth of a second apart: without the lock, one that
+    found no unpacked files unpacked them again, over the file another was reading (`invalid literal for
+    int() with base 16: b''`, CI)."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        shutil.copy(real_data_dir / "MNIST" / "raw" / f"{name}.gz", raw)
+    context = multiprocessing.get_context("fork")
+    start, errors = context.Barrier(6), context.Queue()
+    workers = [context.Process(target=_unpack_and_count, args=(tmp_path, start, i / 10, errors)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    found = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert found == [] and [worker.exitcode for worker in workers] == [0] * 6, found

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -43,6 +45,27 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+@contextmanager
+def _one_unpacker_at_a_time(root: Path) -> Iterator[None]:
+    """torchvision unpacks each .gz in place and reads any file that exists: a second process started at the
+    same time (sweep jobs, two test workers) read a half-written one. A lock file next to raw/ lets one
+    verify and unpack while the others wait. A folder where it cannot be made (read-only) is one that
+    nothing unpacks into, so there is nothing to wait for."""
+    from filelock import FileLock
+
+    try:
+        raw_folder(root).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(raw_folder(root).parent / ".unpack.lock")
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def ensure_mnist(data_dir: str | Path) -> None:
     """Verify (md5) and unpack the .gz files, downloading only what is missing. Folders made for a
     download that then fails are removed again: a typo'd data_dir leaves nothing behind."""
@@ -57,8 +80,9 @@ def ensure_mnist(data_dir: str | Path) -> None:
         )
     created = _first_missing(raw_folder(root))
     try:
-        for train in (True, False):
-            MNIST(str(root), train=train, download=True)
+        with _one_unpacker_at_a_time(root):
+            for train in (True, False):
+                MNIST(str(root), train=train, download=True)
     except (RuntimeError, OSError) as err:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
