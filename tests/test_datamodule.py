@@ -350,3 +350,17 @@ def test_processes_that_unpack_mnist_at_once_each_read_it_whole(real_data_dir: P
         worker.join(timeout=300)
     found = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
     assert found == [] and [worker.exitcode for worker in workers] == [0] * 6, found
+
+
+def test_a_data_dir_where_no_lock_can_be_made_still_loads(
+    synthetic_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only dataset folder (a shared mount) holds no lock file, and needs none: nothing unpacks there."""
+    import filelock
+
+    def refuse(self: filelock.BaseFileLock, *args: Any, **kwargs: Any) -> None:
+        raise PermissionError(30, "Read-only file system", self.lock_file)
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    ensure_mnist(synthetic_data_dir)
+    assert len(load_split(synthetic_data_dir, train=False)[1]) == SYNTHETIC_TEST
