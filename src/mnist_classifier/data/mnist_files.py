@@ -53,17 +53,19 @@ def _one_unpacker_at_a_time(root: Path) -> Iterator[None]:
     nothing unpacks into, so there is nothing to wait for."""
     from filelock import FileLock
 
+    folder = raw_folder(root).parent
+    lock = FileLock(folder / ".unpack.lock")
     try:
-        raw_folder(root).parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(raw_folder(root).parent / ".unpack.lock")
+        folder.mkdir(parents=True, exist_ok=True)
         lock.acquire()
+        held = True
     except OSError:
-        yield
-        return
+        held = False
     try:
         yield
     finally:
-        lock.release()
+        if held:
+            lock.release()
 
 
 def ensure_mnist(data_dir: str | Path) -> None:
