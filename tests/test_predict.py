@@ -88,7 +88,7 @@ def test_bad_inputs_get_a_row_and_the_others_are_predicted(checkpoint: Path, tmp
     (folder / "not_an_image.png").write_bytes(b"hello, I am text")
     (folder / "truncated.png").write_bytes((folder / "good.png").read_bytes()[:200])
     Image.new("L", (300, 200), 230).save(folder / "blank.png")
-    Image.new("L", (9000, 9000), 255).save(folder / "bomb.png")  # 81 MP in a few KB
+    Image.new("1", (10000, 10000), 1).save(folder / "bomb.png")  # 100 MP in 12 KB: over Pillow's warning limit too
     result = run_cli(
         "predict.py", f"ckpt_path={checkpoint}", f"inputs=[{folder},{tmp_path / 'missing.png'}]",
         "max_pixels=50000000", f"hydra.run.dir={tmp_path / 'run'}",
@@ -99,9 +99,10 @@ def test_bad_inputs_get_a_row_and_the_others_are_predicted(checkpoint: Path, tmp
     assert statuses["not_an_image.png"] == "not an image (Pillow cannot read it)"
     assert statuses["truncated.png"].startswith("corrupt or truncated image")
     assert statuses["blank.png"] == "blank image: no ink found"
-    assert statuses["bomb.png"].startswith("image too large: 9000x9000 pixels is over the limit of 50,000,000")
+    assert statuses["bomb.png"].startswith("image too large: 10000x10000 pixels is over the limit of 50,000,000")
     assert statuses["missing.png"] == "missing file"
     assert read_metrics(tmp_path / "run")["status"] == "partial" and "Traceback" not in result.stderr
+    assert "Warning" not in result.stderr, "the pixel limit is max_pixels: no DecompressionBombWarning"
 
 
 def test_nothing_readable_is_one_paragraph_and_exit_2(checkpoint: Path, tmp_path: Path) -> None:

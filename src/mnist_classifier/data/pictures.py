@@ -5,6 +5,7 @@ the server (serving an ONNX model without torch) decode with this one implementa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -35,9 +36,13 @@ def gray_levels(image: Image.Image) -> np.ndarray:
 
 def decode_gray(source: str | Path | IO[bytes], max_pixels: int) -> np.ndarray:
     """Any image Pillow opens (first frame; alpha composited on white) as float gray levels in [0, 1].
-    The size is checked from the header, before any pixel is decoded (decompression bombs)."""
+    The size is checked from the header, before any pixel is decoded (decompression bombs): against
+    max_pixels, so Pillow's own warning over 89 Mpixels (its MAX_IMAGE_PIXELS) is not printed as well."""
     try:
-        with Image.open(source) as opened:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(source)
+        with opened:
             width, height = opened.size
             if width * height > max_pixels:
                 raise ImageRejected(
