@@ -21,6 +21,7 @@ os.environ.setdefault("PROJECT_ROOT", str(REPO))
 
 from warm_python import WarmPython, can_fork  # noqa: E402
 
+from mnist_classifier.console.noise import LIBRARY_WARNINGS  # noqa: E402
 from mnist_classifier.data.mnist_files import MNIST_FILES  # noqa: E402
 from mnist_classifier.runtime import entry  # noqa: E402
 
@@ -205,6 +206,8 @@ def default_cnn_checkpoint(default_cnn_seeds: list[dict]) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "longest: a whole experiment, minutes long; collected first (see below)")
+    for message, module in LIBRARY_WARNINGS:  # what the entries filter for users, for in-process tests too
+        config.addinivalue_line("filterwarnings", f"ignore:{message}::{module}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
