@@ -20,6 +20,7 @@ from mnist_classifier.data.pictures import decode_gray
 from mnist_classifier.data.user_images import find_inputs
 from mnist_classifier.reports.predictions import Prediction, print_predictions, write_predictions
 from mnist_classifier.runtime.metrics_file import read_metrics
+from mnist_classifier.tasks import predict as predict_task
 
 
 def read_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -127,6 +128,19 @@ def test_bad_predict_values(overrides: list[str], message: str, checkpoint: Path
     overrides = [o.replace("MODEL", str(checkpoint)) for o in overrides]
     result = run_cli("predict.py", *overrides, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cores", "configured", "workers", "threads"),
+    [(2, None, 2, 1), (16, None, 8, 8), (2, None, 0, None), (2, 2, 2, 2), (2, 1, 0, 1)],
+)
+def test_the_model_gets_the_cores_the_loader_workers_leave(
+    cores: int, configured: int | None, workers: int, threads: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """num_threads=null with loader processes: the rest of the cores, at least one; none: torch's own
+    (every core); a number the user set always wins."""
+    monkeypatch.setattr(predict_task, "usable_cores", lambda: cores)
+    assert predict_task.model_threads(configured, workers) == threads
 
 
 def test_inputs_from_folders_globs_and_lists(tmp_path: Path) -> None:
