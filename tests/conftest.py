@@ -207,6 +207,7 @@ def default_cnn_checkpoint(default_cnn_seeds: list[dict]) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "longest: a whole experiment, minutes long; collected first (see below)")
     for message, module in LIBRARY_WARNINGS:  # what the entries filter for users, for in-process tests too
+        assert ":" not in message + module, f"pytest splits its filters at ':': {message!r}"
         config.addinivalue_line("filterwarnings", f"ignore:{message}::{module}")
 
 

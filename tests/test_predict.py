@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import assert_ok, quick_checkpoint, run_cli
 from drawn_digits import render, write_drawn_digits
 from PIL import Image, ImageDraw
@@ -137,9 +138,9 @@ def test_bad_predict_values(overrides: list[str], message: str, checkpoint: Path
 def test_the_model_gets_the_cores_the_loader_workers_leave(
     cores: int, configured: int | None, workers: int, threads: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """num_threads=null with loader processes: the rest of the cores, at least one; none: torch's own
-    (every core); a number the user set always wins."""
-    monkeypatch.setattr(predict_task, "usable_cores", lambda: cores)
+    """num_threads=null with loader processes: the rest of this job's cores (torch's threads, set by the
+    runner), at least one; none: torch's own; a number the user set always wins."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: cores)
     assert predict_task.model_threads(configured, workers) == threads
 
 

@@ -20,6 +20,11 @@ from mnist_classifier.data.mnist_style import PREPROCESSORS, ImageRejected
 OK = "ok"
 SIXTEEN_BIT = 65535.0
 
+# The pixel limit is max_pixels, checked below from the header: Pillow's own warning over its MAX_IMAGE_PIXELS
+# (89 Mpixels) would only repeat it on the console. Set once at import, so that the decoding processes
+# (forked or spawned) have it too; Pillow still refuses pictures over twice its limit (179 Mpixels).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module=r"PIL\.")
+
 
 def gray_levels(image: Image.Image) -> np.ndarray:
     """Float gray levels in [0, 1] at the picture's own depth. Pillow's convert("L") clips 16-bit and float
@@ -36,13 +41,9 @@ def gray_levels(image: Image.Image) -> np.ndarray:
 
 def decode_gray(source: str | Path | IO[bytes], max_pixels: int) -> np.ndarray:
     """Any image Pillow opens (first frame; alpha composited on white) as float gray levels in [0, 1].
-    The size is checked from the header, before any pixel is decoded (decompression bombs): against
-    max_pixels, so Pillow's own warning over 89 Mpixels (its MAX_IMAGE_PIXELS) is not printed as well."""
+    The size is checked from the header, before any pixel is decoded (decompression bombs)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(source)
-        with opened:
+        with Image.open(source) as opened:
             width, height = opened.size
             if width * height > max_pixels:
                 raise ImageRejected(

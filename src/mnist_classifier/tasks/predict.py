@@ -15,7 +15,7 @@ from mnist_classifier.data.mnist_style import PREPROCESSORS
 from mnist_classifier.data.user_images import UserImages, collate_digits, find_inputs
 from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import ConfigValueError, InputError
-from mnist_classifier.predictor import Predictor, load_predictor
+from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
 from mnist_classifier.reports.predictions import (
     GRID_IMAGES,
     make_predictions,
@@ -56,12 +56,13 @@ def loader_workers(configured: int | None, inputs: int) -> int:
 
 
 def model_threads(configured: int | None, workers: int) -> int | None:
-    """The model's threads: the cores the loader workers leave (at least one). Its small forward passes
+    """The model's threads: of this job's share of the cores (runtime/runner.py set torch to it), those the
+    loader workers leave, at least one. Its small forward passes
     are a fraction of the decoding, and idle threads that spin next to busy workers slow them down (10,000
     PNGs on 2 AVX2 cores: the loop took 3.5-3.9 s with one thread against 4.2-4.8 s with two)."""
     if configured is not None or not workers:
         return configured
-    return max(1, usable_cores() - workers)
+    return max(1, torch.get_num_threads() - workers)
 
 
 def _probabilities(predictor: Predictor, loader: DataLoader) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
@@ -81,6 +82,7 @@ def _probabilities(predictor: Predictor, loader: DataLoader) -> tuple[np.ndarray
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     check_predict_config(cfg)
+    check_one_model(cfg.get("ckpt_path"), cfg.get("model_path"), "predict.py")  # before a long folder walk
     inputs = cfg.inputs if isinstance(cfg.inputs, str) else [str(item) for item in cfg.inputs]
     dataset = UserImages(find_inputs(inputs), cfg.preprocess, cfg.max_pixels)
     workers = loader_workers(cfg.get("num_workers"), len(dataset))
