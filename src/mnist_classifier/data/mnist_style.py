@@ -123,8 +123,10 @@ def _background(ink_bright: np.ndarray) -> np.ndarray:
     a block), smoothed, then stretched back to full size. Follows slow shading across the page."""
     height, width = ink_bright.shape
     block = max(2, max(height, width) // 8)
-    grid = _block_min(_block_min(ink_bright, block).T, block).T
-    return _resize(_min3x3(grid), width, height, Image.Resampling.BILINEAR)
+    grid = _min3x3(_block_min(_block_min(ink_bright, block).T, block).T)
+    if not grid.any():  # clean paper (nearly every MNIST-style digit): stretching zeros gives zeros
+        return np.zeros_like(ink_bright)
+    return _resize(grid, width, height, Image.Resampling.BILINEAR)
 
 
 def _otsu(values: np.ndarray) -> float:
