@@ -1,5 +1,6 @@
 """Callbacks the tests add to a real train.py run (`+callbacks.NAME._target_=helper_callbacks.X`):
-a signal at an exact training step, and a marker file that tells a test the run is mid-epoch."""
+a signal at an exact training step, a marker file that tells a test the run is mid-epoch, and a
+meeting point for runs that a test needs side by side."""
 
 from __future__ import annotations
 
@@ -41,3 +42,21 @@ class MarkerAtStep(L.Callback):
             if not self.path.exists():
                 self.path.write_text(str(trainer.global_step))
             time.sleep(self.delay)
+
+
+class WaitForPeers(L.Callback):
+    """Holds the first training of each process named by $PEER_NAME until `peers` of them have reached it
+    (a file each in `folder`): workers that must share the work, whatever the machine's speed, where a
+    fast one could otherwise finish the whole study before the other had started."""
+
+    def __init__(self, folder: str, peers: int = 2, timeout: float = 120) -> None:
+        self.folder, self.peers, self.timeout = Path(folder), peers, timeout
+
+    def on_fit_start(self, *args: Any) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / os.environ["PEER_NAME"]).touch()
+        deadline = time.monotonic() + self.timeout
+        while len(list(self.folder.iterdir())) < self.peers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"WaitForPeers: {self.peers} runs did not start within {self.timeout:.0f} s")
+            time.sleep(0.05)

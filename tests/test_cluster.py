@@ -167,13 +167,16 @@ def postgres() -> Iterator[str]:
 
 
 def two_workers(storage: str, study: str, data_dir: Path, tmp_path: Path, n_trials: int = 6) -> list[str]:
-    """The same command on two workers at once, as on two machines; each with its own sweep dir."""
+    """The same command on two workers at once, as on two machines; each with its own sweep dir. Each
+    worker's first trial waits for the other's, so that both take part however fast the machine is."""
+    meeting = ["+callbacks.peers._target_=helper_callbacks.WaitForPeers",
+               f"+callbacks.peers.folder={tmp_path / 'peers'}"]  # fmt: skip
     command = [sys.executable, str(REPO / "train.py"), "-m", "hparams_search=dense_optuna", f"data.data_dir={data_dir}",
-               *SWEEP, f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study}",
+               *SWEEP, *meeting, f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study}",
                f"hydra.sweeper.n_trials={n_trials}", f"paths.log_dir={tmp_path}"]  # fmt: skip
-    workers = [start(command)]
+    workers = [start(command, env={"PEER_NAME": "first"})]
     time.sleep(1)
-    workers.append(start(command))
+    workers.append(start(command, env={"PEER_NAME": "second"}))
     return finish(workers)
 
 
