@@ -130,6 +130,25 @@ def test_multirun_trains_both_models(real_data_dir: Path, tmp_path: Path) -> Non
     assert "model=dense" in nets[0] and "model=cnn" in nets[1]
 
 
+def test_the_test_after_fit_scores_the_weights_the_best_checkpoint_holds(
+    synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    """With a weight-averaging callback (EMA), validation and the saved checkpoints hold the averaged weights,
+    and Lightning's restore for a test puts the raw training weights back: train.py's test/loss must be
+    the checkpoint's, as eval.py (which reads only its weights) scores it."""
+    data = [f"data.data_dir={synthetic_data_dir}", "data.val_size=100", "data.batch_size=50", "reports=none"]
+    ema = ["+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.9"]
+    trained = run_cli("train.py", "model=dense", "model.net.hidden_sizes=[32]", "trainer.max_epochs=2",
+                      f"hydra.run.dir={tmp_path / 'train'}", *ema, *data, *QUIET)  # fmt: skip
+    assert_ok(trained)
+    train_metrics = read_metrics(tmp_path / "train")
+    best = train_metrics["ckpt_path"]
+    evaluated = run_cli("eval.py", f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'eval'}", *data)
+    assert_ok(evaluated)
+    assert train_metrics["test/loss"] == pytest.approx(read_metrics(tmp_path / "eval")["test/loss"], rel=1e-4)
+    assert "WeightAveraging" not in trained.stdout + trained.stderr  # nothing to warn about
+
+
 def test_default_run_dir_layout(synthetic_data_dir: Path) -> None:
     """No hydra.run.dir override: logs/<task>/runs/<date>_<time>_<microseconds>/ under the project."""
     result = run_cli("train.py", "debug=fdr", f"data.data_dir={synthetic_data_dir}", "data.val_size=100", *QUIET)

@@ -76,7 +76,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_ckpt = best or (None if fit else ckpt_path)
         if test_ckpt is None:
             log.warning("No checkpoint was saved: testing the weights as they are after training.")
-        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
+        if fit and best:
+            # the weights the checkpoint holds, which validation chose: Lightning's restore for a test would let a
+            # weight-averaging callback (EMA) put its raw training weights back in place of the averaged ones
+            model.load_state_dict(load_checkpoint(best)["state_dict"])
+        trainer.test(model, datamodule=datamodule, ckpt_path=None if fit else test_ckpt, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["ckpt_path"] = str(test_ckpt) if test_ckpt else None
     metrics.update(
