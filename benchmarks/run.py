@@ -145,34 +145,50 @@ def section_data(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     ]
 
 
+# The Trainer's cost per step, taken apart: each row leaves out one more layer of it (JSON key, row, overrides)
+NO_CALLBACKS = ["callbacks=none", "reports=none", "logger=none"]
+TRAINER_LAYERS: tuple[tuple[str, str, list[str]], ...] = (
+    ("", "Trainer vs plain loop", []),
+    ("_no_callbacks", "Trainer without the run's callbacks, logger and progress bar", NO_CALLBACKS),
+    ("_lightning_loop", "Lightning's loop alone (no callbacks, and a module without metric updates or logging)",
+     [*NO_CALLBACKS, "model._target_=bare_module.BareClassifier"]),
+)  # fmt: skip
+
+
 def section_epochs(args: argparse.Namespace, report: dict[str, Any]) -> list[Row]:
     """The shipped recipes through the Trainer, each training epoch followed by one epoch of the same step
     as a plain loop in the same process (plain_loop.py): the Trainer's cost per step (Lightning's loop and
     hooks, the module's metric updates) is fixed, about a millisecond here, so the ratio depends on how much
-    work a step holds. Medians of the warm epochs on each side."""
+    work a step holds. Medians of the warm epochs on each side. Two more runs take that cost apart
+    (TRAINER_LAYERS): without the callbacks, logger and progress bar a run has, then also without the
+    module's per-step metric updates and logging, which leaves Lightning's own loop."""
     rows = []
     for name in recipes("model"):
-        with tempfile.TemporaryDirectory() as tmp:
-            plain_out = Path(tmp) / "plain.json"
-            run = run_train(args.data_dir, f"model={name}", f"trainer.max_epochs={PAIRED_EPOCHS}", "test=false",
-                            "+callbacks.plain_loop._target_=plain_loop.InterleavedPlainLoop",
-                            f"+callbacks.plain_loop.out={plain_out}")  # fmt: skip
-            if "error" in run:
-                rows.append((f"{name}: training epoch, Trainer vs plain loop", "failed", run["error"]))
-                continue
-            plain = json.loads(plain_out.read_text())
-        trainer_epoch, plain_epoch = (statistics.median(epochs[1:]) for epochs in (run["epoch_s"], plain["epoch_s"]))
-        steps = plain["steps"]
-        overhead_ms = 1000 * (trainer_epoch - plain_epoch) / steps
-        report[f"epoch_{name}"] = {"trainer_s": run["epoch_s"], "plain_s": plain["epoch_s"], "steps": steps,
-                                   "overhead_ms_per_step": overhead_ms}  # fmt: skip
-        rows.append(
-            (
-                f"{name}: training epoch, Trainer vs plain loop",
-                f"{trainer_epoch:.2f} s vs {plain_epoch:.2f} s ({steps} steps, {overhead_ms:+.2f} ms/step)",
-                f"{trainer_epoch / plain_epoch:.2f}x",
+        for key, layer, overrides in TRAINER_LAYERS:
+            label = f"{name}: training epoch, {layer}"
+            with tempfile.TemporaryDirectory() as tmp:
+                plain_out = Path(tmp) / "plain.json"
+                run = run_train(args.data_dir, f"model={name}", f"trainer.max_epochs={PAIRED_EPOCHS}", "test=false",
+                                *overrides, "+callbacks.plain_loop._target_=plain_loop.InterleavedPlainLoop",
+                                f"+callbacks.plain_loop.out={plain_out}")  # fmt: skip
+                if "error" in run:
+                    rows.append((label, "failed", run["error"]))
+                    continue
+                plain = json.loads(plain_out.read_text())
+            trainer_epoch, plain_epoch = (
+                statistics.median(epochs[1:]) for epochs in (run["epoch_s"], plain["epoch_s"])
             )
-        )
+            steps = plain["steps"]
+            overhead_ms = 1000 * (trainer_epoch - plain_epoch) / steps
+            report[f"epoch_{name}{key}"] = {"trainer_s": run["epoch_s"], "plain_s": plain["epoch_s"], "steps": steps,
+                                            "overhead_ms_per_step": overhead_ms}  # fmt: skip
+            rows.append(
+                (
+                    label,
+                    f"{trainer_epoch:.2f} s vs {plain_epoch:.2f} s ({steps} steps, {overhead_ms:+.2f} ms/step)",
+                    f"{trainer_epoch / plain_epoch:.2f}x",
+                )
+            )
     return rows
 
 
