@@ -21,6 +21,13 @@ from mnist_classifier.utils.plain import to_plain
 
 log = logging.getLogger(__name__)
 
+try:
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    WEIGHT_AVERAGING: tuple[type, ...] = (WeightAveraging,)
+except ImportError:  # Lightning before 2.6 has no weight-averaging callbacks
+    WEIGHT_AVERAGING = ()
+
 
 def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
     """A checkpoint to resume: safe to read, of the same network, and with training left to do."""
@@ -76,11 +83,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_ckpt = best or (None if fit else ckpt_path)
         if test_ckpt is None:
             log.warning("No checkpoint was saved: testing the weights as they are after training.")
-        if fit and best:
-            # the weights the checkpoint holds, which validation chose: Lightning's restore for a test would let a
-            # weight-averaging callback (EMA) put its raw training weights back in place of the averaged ones
-            model.load_state_dict(load_checkpoint(best)["state_dict"])
-        trainer.test(model, datamodule=datamodule, ckpt_path=None if fit else test_ckpt, verbose=False)
+        if fit:
+            # test the weights the checkpoint holds, which validation chose: restoring it, a weight-averaging
+            # callback (EMA) would put its raw training weights back in place of the averaged ones
+            callbacks: list[L.Callback] = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning at run time
+            trainer.callbacks = [c for c in callbacks if not isinstance(c, WEIGHT_AVERAGING)]  # type: ignore[attr-defined]
+        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics["ckpt_path"] = str(test_ckpt) if test_ckpt else None
     metrics.update(
