@@ -13,6 +13,7 @@ import pytest
 from drawn_digits import render
 from PIL import Image
 
+from mnist_classifier.data.mnist_style import ImageRejected
 from mnist_classifier.data.pictures import decode_gray, read_digit
 
 PAPER, INK = 60000, 8000  # a 16-bit scan: dark ink on light paper, both far above 255
@@ -63,3 +64,53 @@ def test_every_bit_depth_keeps_its_ink(kind: str, write, tmp_path: Path) -> None
     assert digit.status == "ok", kind
     eight_bit = read_digit(io.BytesIO(rgb48_png(sixteen_bit_levels())), "mnist", 10**6)
     assert np.abs(digit.pixels - eight_bit.pixels).max() < 0.05, "the same digit at every depth"
+
+
+def exif_png(exif: bytes) -> bytes:
+    """A white 40x30 PNG with a black bar, carrying the given EXIF block."""
+    image = Image.new("L", (40, 30), 255)
+    image.paste(0, (10, 5, 20, 25))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", exif=exif)
+    return buffer.getvalue()
+
+
+def test_a_malformed_exif_block_is_the_pictures_status_not_a_crash() -> None:
+    """Orientation 6 (so the picture is turned) beside a SHORT tag stored as a LONG too large for it: Pillow
+    raises struct.error while writing the turned picture's EXIF back. It was a traceback in predict.py
+    (no predictions.csv for the other inputs) and an HTTP 500 from serve.py."""
+    entries = struct.pack(">HHLHH", 0x0112, 3, 1, 6, 0) + struct.pack(">HHLL", 0x0128, 4, 1, 70_000)
+    exif = b"MM\x00*" + struct.pack(">L", 8) + struct.pack(">H", 2) + entries + struct.pack(">L", 0)
+    digit = read_digit(io.BytesIO(exif_png(exif)), "mnist", 10**6)
+    assert digit.status.startswith("corrupt or truncated image ("), digit.status
+    turned = b"MM\x00*" + struct.pack(">LHHHLHHL", 8, 1, 0x0112, 3, 1, 6, 0, 0)
+    well_formed = read_digit(io.BytesIO(exif_png(turned)), "mnist", 10**6)
+    assert well_formed.status == "ok", "a good EXIF orientation still turns the picture"
+
+
+def ico_around(png: bytes) -> bytes:
+    """An ICO file whose directory says 16x16 and whose one entry is the given PNG."""
+    header = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32, len(png), 22)
+    return header + png
+
+
+@pytest.mark.parametrize("kind", ["ICO around a 3000x3000 PNG", "EPS", "PPM"])
+def test_formats_outside_the_promised_six_are_refused_unread(kind: str) -> None:
+    """Pillow decodes an ICO's embedded PNG while opening it, before its size can be checked (a 16x16 header
+    around 9 Mpixels here, against a 1 Mpixel limit); EPS goes to Ghostscript. Neither is opened."""
+    big = io.BytesIO()
+    Image.new("L", (3000, 3000), 255).save(big, "PNG")
+    files = {
+        "ICO around a 3000x3000 PNG": ico_around(big.getvalue()),
+        "EPS": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n",
+        "PPM": ppm_file(),
+    }
+    assert Image.open(io.BytesIO(files[kind])).format, f"Pillow itself identifies the {kind} file"
+    with pytest.raises(ImageRejected, match=r"not an image \(PNG, JPEG, BMP, GIF, TIFF or WebP\)"):
+        decode_gray(io.BytesIO(files[kind]), 10**6)
+
+
+def ppm_file() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 0).save(buffer, "PPM")
+    return buffer.getvalue()

@@ -98,7 +98,7 @@ def test_bad_inputs_get_a_row_and_the_others_are_predicted(checkpoint: Path, tmp
     assert result.returncode == 1, result.stderr[-2000:]
     statuses = {Path(r["file"]).name: r["status"] for r in read_rows(tmp_path / "run")}
     assert statuses["good.png"] == "ok"
-    assert statuses["not_an_image.png"] == "not an image (Pillow cannot read it)"
+    assert statuses["not_an_image.png"] == "not an image (PNG, JPEG, BMP, GIF, TIFF or WebP)"
     assert statuses["truncated.png"].startswith("corrupt or truncated image")
     assert statuses["blank.png"] == "blank image: no ink found"
     assert statuses["bomb.png"].startswith("image too large: 10000x10000 pixels is over the limit of 50,000,000")

@@ -4,6 +4,7 @@ drawn on the page in a real (headless) Chromium."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import itertools
@@ -30,6 +31,7 @@ from conftest import REPO, needs_tool
 from drawn_digits import STROKES, render
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
+from starlette.requests import Request
 
 from mnist_classifier.data.pictures import read_digit
 from mnist_classifier.errors import ConfigValueError
@@ -38,6 +40,7 @@ from mnist_classifier.serving.app import Limits, create_app
 from mnist_classifier.serving.decoders import default_processes
 from mnist_classifier.serving.load_test import free_port, run_load, running_server
 from mnist_classifier.serving.server import serve as serve_task
+from mnist_classifier.serving.uploads import Refused, read_body
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -164,7 +167,7 @@ def test_many_pictures_as_a_form_each_with_its_status(url: str) -> None:
     assert [row["name"] for row in rows] == ["four.png", "junk.png", "blank.png", "bomb.png", "gray16.png"]
     statuses = [row["status"] for row in rows]
     # the status texts of predict.py's predictions.csv
-    assert statuses[:3] == ["ok", "not an image (Pillow cannot read it)", "blank image: no ink found"]
+    assert statuses[:3] == ["ok", "not an image (PNG, JPEG, BMP, GIF, TIFF or WebP)", "blank image: no ink found"]
     assert statuses[3].startswith("image too large: 5000x5000 pixels") and statuses[4] == "ok", "16-bit keeps its ink"
     assert rows[1]["digit"] is None and rows[1]["probabilities"] is None
 
@@ -203,6 +206,21 @@ def test_a_slow_sender_times_out(url: str) -> None:
         status, answer = status_of(sock)
     assert status == 408 and "upload_timeout_s" in answer
     assert UPLOAD_TIMEOUT - 0.2 < time.monotonic() - began < UPLOAD_TIMEOUT + 5
+
+
+def test_a_client_that_hangs_up_mid_upload_is_a_refusal_not_a_server_error() -> None:
+    """Starlette raises ClientDisconnect from the body stream: uvicorn logged "Exception in ASGI
+    application" with a traceback, and sent a 500, for every aborted upload."""
+    sent: list[dict[str, Any]] = [{"type": "http.request", "body": b"x" * 10, "more_body": True}]
+    messages = iter([*sent, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-length", b"1000")]}
+    with pytest.raises(Refused) as refused:
+        asyncio.run(read_body(Request(scope, receive), limit=10_000, timeout_s=5))
+    assert refused.value.status == 400 and "closed the connection" in refused.value.message
 
 
 def test_uploads_beyond_the_in_flight_limit_get_503_with_retry_after(url: str) -> None:

@@ -19,6 +19,11 @@ from mnist_classifier.data.mnist_style import PREPROCESSORS, ImageRejected
 
 OK = "ok"
 SIXTEEN_BIT = 65535.0
+# The formats the README promises, and no others: some of Pillow's other plugins decode an embedded picture
+# while opening, before its size can be checked (ICO, ICNS), or hand the file to another program (EPS:
+# Ghostscript).
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+NOT_AN_IMAGE = "not an image (PNG, JPEG, BMP, GIF, TIFF or WebP)"
 
 # The pixel limit is max_pixels, checked below from the header: Pillow's own warning over its MAX_IMAGE_PIXELS
 # (89 Mpixels) would only repeat it on the console. Set once at import, so that the decoding processes
@@ -40,10 +45,10 @@ def gray_levels(image: Image.Image) -> np.ndarray:
 
 
 def decode_gray(source: str | Path | IO[bytes], max_pixels: int) -> np.ndarray:
-    """Any image Pillow opens (first frame; alpha composited on white) as float gray levels in [0, 1].
+    """A picture in one of FORMATS (first frame; alpha composited on white) as float gray levels in [0, 1].
     The size is checked from the header, before any pixel is decoded (decompression bombs)."""
     try:
-        with Image.open(source) as opened:
+        with Image.open(source, formats=FORMATS) as opened:
             width, height = opened.size
             if width * height > max_pixels:
                 raise ImageRejected(
@@ -60,10 +65,11 @@ def decode_gray(source: str | Path | IO[bytes], max_pixels: int) -> np.ndarray:
     except FileNotFoundError as err:
         raise ImageRejected("missing file") from err
     except UnidentifiedImageError as err:
-        raise ImageRejected("not an image (Pillow cannot read it)") from err
+        raise ImageRejected(NOT_AN_IMAGE) from err
     except Image.DecompressionBombError as err:
         raise ImageRejected(f"image too large: {err}") from err
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
+    except Exception as err:  # noqa: BLE001  # whatever a crafted file makes a decoder raise (struct.error
+        # from a malformed EXIF block, ...) is that file's fault, reported as its status
         raise ImageRejected(f"corrupt or truncated image ({err})") from err
     return gray
 

@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 RETRY_AFTER = {"Retry-After": "1"}
 
@@ -41,6 +41,8 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytearray
             chunk = await asyncio.wait_for(chunks.__anext__(), deadline - loop.time())
         except StopAsyncIteration:
             break
+        except ClientDisconnect:  # nobody is left to answer; a 400 keeps it out of the server's error log
+            raise Refused(400, "the client closed the connection before the upload ended") from None
         except asyncio.TimeoutError:
             message = f"the upload took longer than {timeout_s:g} s (upload_timeout_s); send it faster"
             raise Refused(408, message) from None
