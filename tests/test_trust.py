@@ -152,6 +152,94 @@ def test_weights_holding_nan_or_inf_are_refused(real_checkpoint: Path, tmp_path:
         load_net(tmp_path / "nan.ckpt")
 
 
+ODD_TENSORS: dict[str, Callable[[torch.Tensor], Any]] = {
+    "meta": lambda t: torch.empty(t.shape, device="meta"),
+    "sparse": lambda t: t.to_sparse(),
+    "complex holding NaN": lambda t: torch.full(t.shape, complex("nan+1j")),
+    "not a tensor": lambda t: t.tolist(),
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_TENSORS))
+def test_weights_that_are_not_dense_real_cpu_tensors_are_refused(
+    kind: str, real_checkpoint: Path, tmp_path: Path
+) -> None:
+    """weights_only=True lets these through: meta and sparse weights were tracebacks from deep in torch, and a
+    complex weight holding NaN passed the NaN check (not a floating-point tensor) and predicted NaN."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    name = next(key for key in checkpoint["state_dict"] if key.endswith("weight"))
+    checkpoint["state_dict"][name] = ODD_TENSORS[kind](checkpoint["state_dict"][name])
+    torch.save(checkpoint, tmp_path / "odd.ckpt")
+    with pytest.raises(CheckpointError, match=rf"its state_dict holds what train.py never writes: {name} \("):
+        load_net(tmp_path / "odd.ckpt")
+
+
+def with_model_checkpoint_state(real: Path, out: Path, best: str) -> Path:
+    """`real` with the state a ModelCheckpoint callback stores, its best file at `best`."""
+    checkpoint = torch.load(real, weights_only=True)
+    folder = str(out.parent / "checkpoints")
+    checkpoint["callbacks"] = {
+        "ModelCheckpoint{'monitor': 'val/acc'}": {
+            "dirpath": folder,
+            "best_model_path": best.format(folder=folder),
+            "best_k_models": {best.format(folder=folder): torch.tensor(0.9)},
+            "kth_best_model_path": best.format(folder=folder),
+            "last_model_path": "",
+        }
+    }
+    torch.save(checkpoint, out)
+    return out
+
+
+def test_stored_checkpoint_files_outside_their_folder_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
+    """A resumed run's ModelCheckpoint deletes the stored best file it replaces, and Lightning's own check
+    takes `<dirpath>/../../victim` for a file inside dirpath."""
+    inside = with_model_checkpoint_state(real_checkpoint, tmp_path / "inside.ckpt", "{folder}/epoch_001.ckpt")
+    assert load_checkpoint(inside)["callbacks"], "a checkpoint train.py writes loads"
+    outside = with_model_checkpoint_state(real_checkpoint, tmp_path / "outside.ckpt", "{folder}/../../victim.txt")
+    with pytest.raises(CheckpointError, match="names files outside its folder"):
+        load_checkpoint(outside)
+
+
+@pytest.mark.parametrize(
+    ("craft_it", "message"),
+    [
+        (lambda c: c.update(training_progress=[1]), "its training_progress"),
+        (lambda c: c.update(training_progress={"epochs_completed": 1, "max_epochs": "x"}), "its training_progress"),
+        (
+            lambda c: c["state_dict"].update(
+                {k: v[:1] for k, v in c["state_dict"].items() if k.startswith("net.") and k.endswith("weight")}
+            ),
+            "does not match its stored weights",
+        ),
+    ],
+    ids=["progress not a dict", "progress not numbers", "weights of other shapes"],
+)
+def test_resume_refuses_a_damaged_checkpoint(
+    craft_it: Callable[[dict[str, Any]], None], message: str, real_checkpoint: Path, synthetic_data_dir: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """What a resume reads besides the configs: checked before Lightning restores it, with exit 2."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    craft_it(checkpoint)
+    torch.save(checkpoint, tmp_path / "damaged.ckpt")
+    result = run_cli(
+        "train.py", f"ckpt_path={tmp_path / 'damaged.ckpt'}", f"data.data_dir={synthetic_data_dir}", *QUICK,
+        "model.net.channels=[4,4]", f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_a_stored_compile_flag_that_is_not_a_bool_is_refused(real_checkpoint: Path, tmp_path: Path) -> None:
+    """Any truthy value used to make eval.py run torch.compile (Inductor and a C compiler) on the checkpoint."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["compile"] = "yes"
+    torch.save(checkpoint, tmp_path / "compile.ckpt")
+    with pytest.raises(CheckpointError, match=r"model\.compile must be true or false, got 'yes'"):
+        build_model(load_checkpoint(tmp_path / "compile.ckpt"), tmp_path / "compile.ckpt")
+
+
 def test_pickled_code_is_refused(tmp_path: Path) -> None:
     """weights_only=True: a pickle that would call a function is not unpickled."""
 

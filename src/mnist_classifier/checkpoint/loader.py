@@ -6,6 +6,7 @@ allowlist (checkpoint/trust.py) before anything is built, and its weights agains
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,14 @@ from mnist_classifier.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 EXAMPLE_PATH = "logs/train/runs/<run>/checkpoints/last.ckpt"
+# What a stored weight may be: a dense CPU tensor of a real number type. weights_only=True also lets through
+# meta, sparse, complex and quantized tensors, which a network built here neither holds nor checks for NaN.
+PLAIN_DTYPES = frozenset(
+    {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool, torch.uint8}
+    | {torch.int8, torch.int16, torch.int32, torch.int64}
+)
+# The file paths a ModelCheckpoint callback stores, which Lightning deletes when a resumed run replaces them
+CHECKPOINT_PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
@@ -46,6 +55,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(no `hyper_parameters.net` / `state_dict`); pass a checkpoint written by train.py."
         )
     check_stored_configs(checkpoint, str(path))
+    _check_plain_tensors(checkpoint["state_dict"], str(path))
+    _check_callback_paths(checkpoint.get("callbacks"), str(path))
     _cache.clear()  # one checkpoint at a time is all a run needs
     _cache[key] = checkpoint
     return checkpoint
@@ -60,6 +71,46 @@ def _read_pickled(file: Path, path: str) -> Any:
             f"({first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
             f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
         ) from err
+
+
+def _check_plain_tensors(state_dict: Any, path: str) -> None:
+    odd = (
+        [f"{name} ({type(t).__name__})" for name, t in state_dict.items() if not isinstance(t, torch.Tensor)]
+        if isinstance(state_dict, dict)
+        else ["state_dict itself"]
+    )
+    odd += [
+        f"{name} ({t.dtype}, {t.layout}, on {t.device.type})"
+        for name, t in (state_dict.items() if isinstance(state_dict, dict) else [])
+        if isinstance(t, torch.Tensor)
+        and (t.dtype not in PLAIN_DTYPES or t.layout != torch.strided or t.device.type != "cpu")
+    ]
+    if odd:
+        raise CheckpointError(
+            f"ckpt_path={path}: its state_dict holds what train.py never writes: {', '.join(odd[:3])}. Weights "
+            f"are dense CPU tensors of real numbers; the file is damaged or was altered. Pass a checkpoint "
+            f"written by train.py."
+        )
+
+
+def _is_in(file: str, folder: str) -> bool:
+    return file.startswith(folder + os.sep)
+
+
+def _check_callback_paths(callbacks: Any, path: str) -> None:
+    """A ModelCheckpoint's stored files must lie in its own folder: when a resumed run saves a better
+    checkpoint, Lightning deletes the one it replaces, and `<dirpath>/../../x` passes its own check."""
+    states = callbacks.values() if isinstance(callbacks, dict) else []
+    for state in (s for s in states if isinstance(s, dict) and "dirpath" in s):
+        folder = os.path.normpath(str(state["dirpath"]))
+        stored = [state.get(key) for key in CHECKPOINT_PATH_KEYS] + list(state.get("best_k_models") or {})
+        outside = [f for f in stored if f and not (isinstance(f, str) and _is_in(os.path.normpath(f), folder))]
+        if outside:
+            raise CheckpointError(
+                f"ckpt_path={path}: its ModelCheckpoint state names files outside its folder {folder} "
+                f"({outside[0]!r}), which a resumed run would delete. The file is damaged or was altered; "
+                f"pass a checkpoint written by train.py."
+            )
 
 
 def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], path: str) -> None:

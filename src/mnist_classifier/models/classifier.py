@@ -71,6 +71,8 @@ class MNISTClassifier(L.LightningModule):
                 f"model.channels_last must be true, false or auto (the fast layout for this network), got "
                 f"{channels_last!r}."
             )
+        if not isinstance(compile, bool):
+            raise ConfigValueError(f"model.compile must be true or false, got {compile!r}.")
         self.save_hyperparameters(
             {
                 "net": net,

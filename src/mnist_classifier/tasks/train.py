@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import load_checkpoint
+from mnist_classifier.checkpoint.loader import check_weights, load_checkpoint
 from mnist_classifier.errors import CheckpointError, keys_under
 from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
@@ -39,7 +39,17 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
             f"{wanted_net}. Resume with the same model/experiment overrides as the original run "
             f"(see its .hydra/overrides.yaml), or use eval.py to test the checkpoint as it is."
         )
+    check_weights(checkpoint, ckpt_path)
     progress = checkpoint.get("training_progress") or {}
+    if not (
+        isinstance(progress, dict)
+        and all(isinstance(progress.get(key), int | None) for key in ("epochs_completed", "max_epochs"))
+    ):
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path}: its training_progress ({str(progress)[:100]}) is not what train.py writes "
+            f"(whole epochs trained and planned); the file is damaged or was altered. Pass a checkpoint "
+            f"written by train.py."
+        )
     done, planned = progress.get("epochs_completed"), cfg.trainer.max_epochs
     if progress.get("finished") or (isinstance(done, int) and done >= planned):
         raise CheckpointError(
