@@ -146,6 +146,25 @@ def foreign_onnx(path: Path) -> Path:
     return path
 
 
+def lookalike_onnx(path: Path, batch: int | None, classes: int) -> Path:
+    """A graph with our input and output names and a 4-D `pixels`, but a fixed batch or another number of
+    outputs: it passes the names check and used to fail on the first pictures (predict.py's traceback, a 500
+    from serve.py, or three 'probabilities' served)."""
+    weights = onnx.numpy_helper.from_array(np.full((784, classes), 0.01, np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Flatten", ["pixels"], ["flat"]),
+            onnx.helper.make_node("MatMul", ["flat", "w"], ["probabilities"]),
+        ],
+        "lookalike",
+        [onnx.helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, [batch, 1, 28, 28])],
+        [onnx.helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [batch, classes])],
+        [weights],
+    )
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -158,11 +177,13 @@ def foreign_onnx(path: Path) -> Path:
             "cannot be loaded by onnxruntime",
         ),
         (lambda d, run: foreign_onnx(d / "foreign.onnx"), "is an ONNX model, but not one export.py writes"),
+        (lambda d, run: lookalike_onnx(d / "three.onnx", None, 3), "it gives float32 of shape (1, 3), not (1, 10)"),
+        (lambda d, run: lookalike_onnx(d / "one.onnx", 1, 10), "it fails on a batch of 2"),
         (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "unpickles it"),
         (lambda d, run: (d / "model.pt2").write_bytes(b"PK") and d / "model.pt2", "unpickles it"),
         (lambda d, run: d / "absent.onnx", "no such file"),
     ],
-    ids=["garbage", "truncated", "foreign graph", "torchscript", "pt2", "missing"],
+    ids=["garbage", "truncated", "foreign graph", "three classes", "fixed batch", "torchscript", "pt2", "missing"],
 )
 def test_untrusted_model_files_are_refused(
     make: Callable[[Path, Path], Path], message: str, onnx_run: Path, tmp_path: Path

@@ -13,6 +13,7 @@ from mnist_classifier.errors import InputError
 EXPORT_EXAMPLE = "logs/export/runs/<run>/model.onnx"
 # an exported model's contract (models/probability_model.py): pixels in; probabilities and logits out
 INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
+NUM_CLASSES = 10
 
 
 class OnnxModel:
@@ -55,8 +56,29 @@ class OnnxModel:
                 f"model_path={path} is an ONNX model, but not one export.py writes: it takes {inputs} and gives "
                 f"{outputs}, where `{INPUT_NAME}` (N, 1, 28, 28) in and `{OUTPUT_NAMES[0]}` out are expected."
             )
+        self.path = path
+        for batch in (1, 2):  # a fixed batch size or another output shape fails here, not on a user's pictures
+            self._run(np.zeros((batch, 1, 28, 28), np.float32))
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """Float pixels in [0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities."""
-        (probabilities,) = self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: pixels.astype(np.float32)})
-        return np.asarray(probabilities)
+        return self._run(pixels)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        try:
+            (probabilities,) = self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: pixels.astype(np.float32)})
+        except Exception as err:  # onnxruntime's own types: a graph that cannot take this batch
+            raise self._not_ours(f"it fails on a batch of {len(pixels)} ({str(err).strip()[:200]})") from err
+        probabilities = np.asarray(probabilities)
+        if probabilities.shape != (len(pixels), NUM_CLASSES) or not np.issubdtype(probabilities.dtype, np.floating):
+            raise self._not_ours(
+                f"on a batch of {len(pixels)} it gives {probabilities.dtype} of shape {probabilities.shape}, not "
+                f"({len(pixels)}, {NUM_CLASSES}) probabilities"
+            )
+        return probabilities
+
+    def _not_ours(self, what: str) -> InputError:
+        return InputError(
+            f"model_path={self.path} is an ONNX model, but not one export.py writes: {what}. Pass a model written "
+            f"by export.py, e.g. {EXPORT_EXAMPLE}."
+        )
