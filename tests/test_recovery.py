@@ -117,6 +117,25 @@ def test_killed_run_resumed_from_its_last_checkpoint_reproduces_the_run(
     assert_same_run(uninterrupted, tmp_path / "b")
 
 
+def test_a_resumed_run_in_a_new_folder_tests_its_best_checkpoint(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """The resumed run's checkpoints keep a path into the first run's folder (Lightning reloads a
+    ModelCheckpoint's best_model_path when its folder changes): they load, for the test after fit too."""
+    common = [f"data.data_dir={synthetic_data_dir}", *EXACT]
+    stopped = run_cli("train.py", *common, *signal_at(25, "SIGTERM"), f"hydra.run.dir={tmp_path / 'a'}")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert_ok(run_cli("train.py", *common, "test=true", f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'b'}"))
+    metrics = read_metrics(tmp_path / "b")
+    assert metrics["status"] == "ok" and "test/acc" in metrics, metrics
+    folders = {
+        str(Path(state["best_model_path"]).parent.parent)
+        for best in (tmp_path / "b" / "checkpoints").glob("epoch_*.ckpt")
+        for state in torch.load(best, weights_only=True)["callbacks"].values()
+        if state.get("best_model_path")
+    }
+    assert str(tmp_path / "a") in folders, f"the case this guards: a path into the first run's folder, {folders}"
+
+
 @pytest.mark.real_data
 def test_default_precision_cnn_resume_keeps_the_history(real_data_dir: Path, tmp_path: Path) -> None:
     """The issue's case: a CNN on real MNIST in the default (automatic) precision, stopped in epoch 1."""

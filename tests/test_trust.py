@@ -174,6 +174,17 @@ def test_weights_that_are_not_dense_real_cpu_tensors_are_refused(
         load_net(tmp_path / "odd.ckpt")
 
 
+def test_the_raw_weights_a_weight_averaging_callback_resumes_are_checked_too(
+    real_checkpoint: Path, tmp_path: Path
+) -> None:
+    """EMAWeightAveraging stores the raw training weights beside the averaged ones and loads them on resume."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    checkpoint["current_model_state"] = {name: t.to_sparse() for name, t in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, tmp_path / "ema.ckpt")
+    with pytest.raises(CheckpointError, match=r"holds what train\.py never writes"):
+        load_checkpoint(tmp_path / "ema.ckpt")
+
+
 def with_model_checkpoint_state(real: Path, out: Path, best: str) -> Path:
     """`real` with the state a ModelCheckpoint callback stores, its best file at `best`."""
     checkpoint = torch.load(real, weights_only=True)
@@ -191,14 +202,21 @@ def with_model_checkpoint_state(real: Path, out: Path, best: str) -> Path:
     return out
 
 
-def test_stored_checkpoint_files_outside_their_folder_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
-    """A resumed run's ModelCheckpoint deletes the stored best file it replaces, and Lightning's own check
-    takes `<dirpath>/../../victim` for a file inside dirpath."""
-    inside = with_model_checkpoint_state(real_checkpoint, tmp_path / "inside.ckpt", "{folder}/epoch_001.ckpt")
-    assert load_checkpoint(inside)["callbacks"], "a checkpoint train.py writes loads"
+def test_stored_checkpoint_paths_through_a_parent_folder_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
+    """A resumed run's ModelCheckpoint deletes the stored file it replaces when that file is inside its
+    folder, and Lightning takes `<dirpath>/../../victim` for one. Paths Lightning writes load, a file of the
+    run resumed from among them (Lightning keeps that best_model_path when the folder changes)."""
+    for best in ("{folder}/epoch_001.ckpt", str(tmp_path / "earlier_run" / "checkpoints" / "last.ckpt")):
+        legit = with_model_checkpoint_state(real_checkpoint, tmp_path / "legit.ckpt", best)
+        assert load_checkpoint(legit)["callbacks"], best
     outside = with_model_checkpoint_state(real_checkpoint, tmp_path / "outside.ckpt", "{folder}/../../victim.txt")
-    with pytest.raises(CheckpointError, match="names files outside its folder"):
+    with pytest.raises(CheckpointError, match=r"a path through `\.\.` would be taken for one inside"):
         load_checkpoint(outside)
+    not_a_path = torch.load(outside, weights_only=True)
+    not_a_path["callbacks"]["ModelCheckpoint{'monitor': 'val/acc'}"]["best_model_path"] = torch.zeros(2)
+    torch.save(not_a_path, tmp_path / "tensor.ckpt")
+    with pytest.raises(CheckpointError, match="names a file Lightning never writes"):
+        load_checkpoint(tmp_path / "tensor.ckpt")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ allowlist (checkpoint/trust.py) before anything is built, and its weights agains
 from __future__ import annotations
 
 import logging
-import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ PLAIN_DTYPES = frozenset(
 )
 # The file paths a ModelCheckpoint callback stores, which Lightning deletes when a resumed run replaces them
 CHECKPOINT_PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+PARENT_STEP = re.compile(r"(^|[/\\])\.\.([/\\]|$)")  # a `..` part, with either separator
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
@@ -56,6 +57,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     check_stored_configs(checkpoint, str(path))
     _check_plain_tensors(checkpoint["state_dict"], str(path))
+    if "current_model_state" in checkpoint:  # the raw weights Lightning's weight-averaging callbacks resume
+        _check_plain_tensors(checkpoint["current_model_state"], str(path))
     _check_callback_paths(checkpoint.get("callbacks"), str(path))
     _cache.clear()  # one checkpoint at a time is all a run needs
     _cache[key] = checkpoint
@@ -93,23 +96,21 @@ def _check_plain_tensors(state_dict: Any, path: str) -> None:
         )
 
 
-def _is_in(file: str, folder: str) -> bool:
-    return file.startswith(folder + os.sep)
-
-
 def _check_callback_paths(callbacks: Any, path: str) -> None:
-    """A ModelCheckpoint's stored files must lie in its own folder: when a resumed run saves a better
-    checkpoint, Lightning deletes the one it replaces, and `<dirpath>/../../x` passes its own check."""
+    """A ModelCheckpoint's stored file names, which a resumed run deletes when it replaces them: Lightning
+    deletes only files inside its checkpoint folder, but takes `<folder>/../../x` for one (it compares the
+    path's parts, not the file's place). Lightning itself stores resolved paths, with no `..` part."""
     states = callbacks.values() if isinstance(callbacks, dict) else []
     for state in (s for s in states if isinstance(s, dict) and "dirpath" in s):
-        folder = os.path.normpath(str(state["dirpath"]))
-        stored = [state.get(key) for key in CHECKPOINT_PATH_KEYS] + list(state.get("best_k_models") or {})
-        outside = [f for f in stored if f and not (isinstance(f, str) and _is_in(os.path.normpath(f), folder))]
-        if outside:
+        best_k = state.get("best_k_models")
+        stored = [state.get(key) for key in CHECKPOINT_PATH_KEYS] + list(best_k if isinstance(best_k, dict) else [])
+        odd = [f for f in stored if not (f is None or (isinstance(f, str) and not PARENT_STEP.search(f)))]
+        if odd or not isinstance(best_k, dict | None):
             raise CheckpointError(
-                f"ckpt_path={path}: its ModelCheckpoint state names files outside its folder {folder} "
-                f"({outside[0]!r}), which a resumed run would delete. The file is damaged or was altered; "
-                f"pass a checkpoint written by train.py."
+                f"ckpt_path={path}: its ModelCheckpoint state names a file Lightning never writes "
+                f"({(odd or [best_k])[0]!r}): a path through `..` would be taken for one inside the checkpoint "
+                f"folder and deleted when a resumed run replaces it. The file was damaged or altered; pass a "
+                f"checkpoint written by train.py."
             )
 
 

@@ -40,10 +40,13 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
             f"(see its .hydra/overrides.yaml), or use eval.py to test the checkpoint as it is."
         )
     check_weights(checkpoint, ckpt_path)
-    progress = checkpoint.get("training_progress") or {}
-    if not (
-        isinstance(progress, dict)
-        and all(isinstance(progress.get(key), int | None) for key in ("epochs_completed", "max_epochs"))
+    progress = checkpoint.get("training_progress", {})  # none in a checkpoint saved outside train.py
+    if not isinstance(progress, dict) or (
+        progress
+        and not (
+            all(isinstance(progress.get(key), int) for key in ("epochs_completed", "max_epochs"))
+            and isinstance(progress.get("finished"), bool)
+        )
     ):
         raise CheckpointError(
             f"ckpt_path={ckpt_path}: its training_progress ({str(progress)[:100]}) is not what train.py writes "
