@@ -13,6 +13,7 @@ import torch
 from conftest import quick_checkpoint, run_cli
 from test_configs import options
 
+from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
@@ -181,7 +182,7 @@ def test_the_raw_weights_a_weight_averaging_callback_resumes_are_checked_too(
     checkpoint = torch.load(real_checkpoint, weights_only=True)
     checkpoint["current_model_state"] = {name: t.to_sparse() for name, t in checkpoint["state_dict"].items()}
     torch.save(checkpoint, tmp_path / "ema.ckpt")
-    with pytest.raises(CheckpointError, match=r"holds what train\.py never writes"):
+    with pytest.raises(CheckpointError, match=r"its current_model_state holds what train\.py never writes"):
         load_checkpoint(tmp_path / "ema.ckpt")
 
 
@@ -202,20 +203,26 @@ def with_model_checkpoint_state(real: Path, out: Path, best: str) -> Path:
     return out
 
 
-def test_stored_checkpoint_paths_through_a_parent_folder_are_refused(real_checkpoint: Path, tmp_path: Path) -> None:
+def test_stored_checkpoint_paths_through_a_parent_folder_or_a_protocol_are_refused(
+    real_checkpoint: Path, tmp_path: Path
+) -> None:
     """A resumed run's ModelCheckpoint deletes the stored file it replaces when that file is inside its
-    folder, and Lightning takes `<dirpath>/../../victim` for one. Paths Lightning writes load, a file of the
-    run resumed from among them (Lightning keeps that best_model_path when the folder changes)."""
+    folder, and Lightning takes `<dirpath>/../../victim` for one (and deletes `local:///x` wherever it is, a
+    folder too). Paths Lightning writes load, a file of the run resumed from among them (Lightning keeps that
+    best_model_path when the folder changes)."""
     for best in ("{folder}/epoch_001.ckpt", str(tmp_path / "earlier_run" / "checkpoints" / "last.ckpt")):
         legit = with_model_checkpoint_state(real_checkpoint, tmp_path / "legit.ckpt", best)
         assert load_checkpoint(legit)["callbacks"], best
     outside = with_model_checkpoint_state(real_checkpoint, tmp_path / "outside.ckpt", "{folder}/../../victim.txt")
-    with pytest.raises(CheckpointError, match=r"a path through `\.\.` would be taken for one inside"):
+    with pytest.raises(CheckpointError, match="where Lightning stores a plain local file path"):
         load_checkpoint(outside)
+    url = with_model_checkpoint_state(real_checkpoint, tmp_path / "url.ckpt", "local://" + str(tmp_path / "victim"))
+    with pytest.raises(CheckpointError, match="where Lightning stores a plain local file path"):
+        load_checkpoint(url)
     not_a_path = torch.load(outside, weights_only=True)
     not_a_path["callbacks"]["ModelCheckpoint{'monitor': 'val/acc'}"]["best_model_path"] = torch.zeros(2)
     torch.save(not_a_path, tmp_path / "tensor.ckpt")
-    with pytest.raises(CheckpointError, match="names a file Lightning never writes"):
+    with pytest.raises(CheckpointError, match="where Lightning stores a plain local file path"):
         load_checkpoint(tmp_path / "tensor.ckpt")
 
 
@@ -294,3 +301,17 @@ def test_allowlist_holds_classes_not_modules() -> None:
     for forbidden in ("torch.load", "torch.utils.cpp_extension.load_inline", "torch.nn.functional.relu", "os.system"):
         assert forbidden not in everything
     assert all(not name.endswith((".Optimizer", ".LRScheduler", "._Loss")) for name in everything)
+
+
+def test_lightning_removes_only_local_checkpoint_files(tmp_path: Path) -> None:
+    """Behind the loader's check: a replaced checkpoint is unlinked if it is a file or a link, and a folder
+    or a URL is left alone (Lightning's own removal is fsspec's recursive rm)."""
+    io = SafeCheckpointIO()
+    file, folder, link = tmp_path / "epoch_001.ckpt", tmp_path / "keep", tmp_path / "last.ckpt"
+    file.write_bytes(b"x")
+    (folder / "inside").mkdir(parents=True)
+    link.symlink_to(folder)
+    for path in (file, link, folder, f"local://{folder}"):
+        io.remove_checkpoint(path)
+    assert not file.exists() and not link.is_symlink(), "a file and a link are removed"
+    assert (folder / "inside").is_dir(), "a folder is not"

@@ -3,7 +3,10 @@ the safe loader, writes are atomic and a full disk is a clear error that keeps t
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +15,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from mnist_classifier.checkpoint.loader import load_checkpoint
 from mnist_classifier.errors import DiskWriteError
 from mnist_classifier.utils.atomic import disk_fault, disk_fault_message, write_with
+
+log = logging.getLogger(__name__)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -29,3 +34,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         """Always weights_only=True and checked (checkpoint/loader.py), whatever the caller asks."""
         return load_checkpoint(path)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        """Only a local checkpoint file (or a link to one): Lightning's own removes whatever fsspec finds at the
+        path, a whole folder or a URL included, and a crafted checkpoint's stored paths reach it on resume."""
+        file = Path(os.fspath(path))
+        if file.is_symlink() or file.is_file():
+            file.unlink()
+        elif "://" in os.fspath(path) or file.exists():
+            log.warning("Not removing %s: a replaced checkpoint is a local file, and this is not one.", path)

@@ -26,7 +26,9 @@ PLAIN_DTYPES = frozenset(
 )
 # The file paths a ModelCheckpoint callback stores, which Lightning deletes when a resumed run replaces them
 CHECKPOINT_PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
-PARENT_STEP = re.compile(r"(^|[/\\])\.\.([/\\]|$)")  # a `..` part, with either separator
+# what Lightning never stores there and its deletion check misreads: a `..` part (either separator), or a
+# protocol (`local:///x` is not "file", so Lightning deletes it without looking where it is)
+NOT_A_PLAIN_PATH = re.compile(r"(^|[/\\])\.\.([/\\]|$)|://|::")
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
@@ -56,9 +58,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(no `hyper_parameters.net` / `state_dict`); pass a checkpoint written by train.py."
         )
     check_stored_configs(checkpoint, str(path))
-    _check_plain_tensors(checkpoint["state_dict"], str(path))
+    _check_plain_tensors(checkpoint["state_dict"], "state_dict", str(path))
     if "current_model_state" in checkpoint:  # the raw weights Lightning's weight-averaging callbacks resume
-        _check_plain_tensors(checkpoint["current_model_state"], str(path))
+        _check_plain_tensors(checkpoint["current_model_state"], "current_model_state", str(path))
     _check_callback_paths(checkpoint.get("callbacks"), str(path))
     _cache.clear()  # one checkpoint at a time is all a run needs
     _cache[key] = checkpoint
@@ -76,11 +78,11 @@ def _read_pickled(file: Path, path: str) -> Any:
         ) from err
 
 
-def _check_plain_tensors(state_dict: Any, path: str) -> None:
+def _check_plain_tensors(state_dict: Any, key: str, path: str) -> None:
     odd = (
         [f"{name} ({type(t).__name__})" for name, t in state_dict.items() if not isinstance(t, torch.Tensor)]
         if isinstance(state_dict, dict)
-        else ["state_dict itself"]
+        else [f"{key} itself"]
     )
     odd += [
         f"{name} ({t.dtype}, {t.layout}, on {t.device.type})"
@@ -90,7 +92,7 @@ def _check_plain_tensors(state_dict: Any, path: str) -> None:
     ]
     if odd:
         raise CheckpointError(
-            f"ckpt_path={path}: its state_dict holds what train.py never writes: {', '.join(odd[:3])}. Weights "
+            f"ckpt_path={path}: its {key} holds what train.py never writes: {', '.join(odd[:3])}. Weights "
             f"are dense CPU tensors of real numbers; the file is damaged or was altered. Pass a checkpoint "
             f"written by train.py."
         )
@@ -99,18 +101,19 @@ def _check_plain_tensors(state_dict: Any, path: str) -> None:
 def _check_callback_paths(callbacks: Any, path: str) -> None:
     """A ModelCheckpoint's stored file names, which a resumed run deletes when it replaces them: Lightning
     deletes only files inside its checkpoint folder, but takes `<folder>/../../x` for one (it compares the
-    path's parts, not the file's place). Lightning itself stores resolved paths, with no `..` part."""
+    path's parts, not the file's place), and any path with a protocol other than "file". It stores plain
+    resolved local paths itself."""
     states = callbacks.values() if isinstance(callbacks, dict) else []
     for state in (s for s in states if isinstance(s, dict) and "dirpath" in s):
         best_k = state.get("best_k_models")
         stored = [state.get(key) for key in CHECKPOINT_PATH_KEYS] + list(best_k if isinstance(best_k, dict) else [])
-        odd = [f for f in stored if not (f is None or (isinstance(f, str) and not PARENT_STEP.search(f)))]
+        odd = [f for f in stored if not (f is None or (isinstance(f, str) and not NOT_A_PLAIN_PATH.search(f)))]
         if odd or not isinstance(best_k, dict | None):
             raise CheckpointError(
-                f"ckpt_path={path}: its ModelCheckpoint state names a file Lightning never writes "
-                f"({(odd or [best_k])[0]!r}): a path through `..` would be taken for one inside the checkpoint "
-                f"folder and deleted when a resumed run replaces it. The file was damaged or altered; pass a "
-                f"checkpoint written by train.py."
+                f"ckpt_path={path}: its ModelCheckpoint state holds {(odd or [best_k])[0]!r} where Lightning "
+                f"stores a plain local file path (no `..` part, no protocol): a resumed run deletes the file "
+                f"there when it replaces it. The file was damaged or altered; pass a checkpoint written by "
+                f"train.py."
             )
 
 

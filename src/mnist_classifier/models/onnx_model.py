@@ -58,16 +58,18 @@ class OnnxModel:
             )
         self.path = path
         for batch in (1, 2):  # a fixed batch size or another output shape fails here, not on a user's pictures
-            try:
-                OnnxModel.probabilities(self, np.zeros((batch, 1, 28, 28), np.float32))  # not a subclass's
-            except InputError:
-                raise
-            except Exception as err:  # onnxruntime's own types: a graph that cannot take this batch
-                raise self._not_ours(f"it fails on a batch of {batch} ({str(err).strip()[:200]})") from err
+            OnnxModel.probabilities(self, np.zeros((batch, 1, 28, 28), np.float32))  # not a subclass's
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """Float pixels in [0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities."""
-        (probabilities,) = self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: pixels.astype(np.float32)})
+        try:
+            (probabilities,) = self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: pixels.astype(np.float32)})
+        except Exception as err:  # onnxruntime's own types
+            raise InputError(
+                f"onnxruntime cannot run model_path={self.path} on a batch of {len(pixels)} "
+                f"({str(err).strip()[:200]}). A model export.py writes takes any batch; pass one, e.g. "
+                f"{EXPORT_EXAMPLE}."
+            ) from err
         probabilities = np.asarray(probabilities)
         if probabilities.shape != (len(pixels), NUM_CLASSES) or not np.issubdtype(probabilities.dtype, np.floating):
             raise self._not_ours(
