@@ -161,6 +161,7 @@ ODD_TENSORS: dict[str, Callable[[torch.Tensor], Any]] = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Validating sparse tensor invariants")  # torch's, reading the sparse one
 @pytest.mark.parametrize("kind", list(ODD_TENSORS))
 def test_weights_that_are_not_dense_real_cpu_tensors_are_refused(
     kind: str, real_checkpoint: Path, tmp_path: Path
@@ -175,6 +176,7 @@ def test_weights_that_are_not_dense_real_cpu_tensors_are_refused(
         load_net(tmp_path / "odd.ckpt")
 
 
+@pytest.mark.filterwarnings("ignore:Validating sparse tensor invariants")
 def test_the_raw_weights_a_weight_averaging_callback_resumes_are_checked_too(
     real_checkpoint: Path, tmp_path: Path
 ) -> None:
