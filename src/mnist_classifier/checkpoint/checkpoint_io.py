@@ -38,8 +38,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def remove_checkpoint(self, path: Any) -> None:
         """Only a local checkpoint file (or a link to one): Lightning's own removes whatever fsspec finds at the
         path, a whole folder or a URL included, and a crafted checkpoint's stored paths reach it on resume."""
-        file = Path(os.fspath(path))
+        text = os.fspath(path)
+        file = Path(text)
         if file.is_symlink() or file.is_file():
             file.unlink()
-        elif "://" in os.fspath(path) or file.exists():
+        elif "://" in text or file.exists():
             log.warning("Not removing %s: a replaced checkpoint is a local file, and this is not one.", path)

@@ -78,18 +78,20 @@ def _read_pickled(file: Path, path: str) -> Any:
         ) from err
 
 
+def _odd_weight(name: str, value: Any) -> str | None:
+    """How a stored weight differs from a dense CPU tensor of real numbers, or None if it does not."""
+    if not isinstance(value, torch.Tensor):
+        return f"{name} ({type(value).__name__})"
+    if value.dtype not in PLAIN_DTYPES or value.layout != torch.strided or value.device.type != "cpu":
+        return f"{name} ({value.dtype}, {value.layout}, on {value.device.type})"
+    return None
+
+
 def _check_plain_tensors(state_dict: Any, key: str, path: str) -> None:
-    odd = (
-        [f"{name} ({type(t).__name__})" for name, t in state_dict.items() if not isinstance(t, torch.Tensor)]
-        if isinstance(state_dict, dict)
-        else [f"{key} itself"]
-    )
-    odd += [
-        f"{name} ({t.dtype}, {t.layout}, on {t.device.type})"
-        for name, t in (state_dict.items() if isinstance(state_dict, dict) else [])
-        if isinstance(t, torch.Tensor)
-        and (t.dtype not in PLAIN_DTYPES or t.layout != torch.strided or t.device.type != "cpu")
-    ]
+    if isinstance(state_dict, dict):
+        odd = [found for name, value in state_dict.items() if (found := _odd_weight(name, value))]
+    else:
+        odd = [f"{key} itself"]
     if odd:
         raise CheckpointError(
             f"ckpt_path={path}: its {key} holds what train.py never writes: {', '.join(odd[:3])}. Weights "
@@ -106,11 +108,14 @@ def _check_callback_paths(callbacks: Any, path: str) -> None:
     states = callbacks.values() if isinstance(callbacks, dict) else []
     for state in (s for s in states if isinstance(s, dict) and "dirpath" in s):
         best_k = state.get("best_k_models")
-        stored = [state.get(key) for key in CHECKPOINT_PATH_KEYS] + list(best_k if isinstance(best_k, dict) else [])
-        odd = [f for f in stored if not (f is None or (isinstance(f, str) and not NOT_A_PLAIN_PATH.search(f)))]
-        if odd or not isinstance(best_k, dict | None):
+        if not isinstance(best_k, dict | None):
+            odd = [best_k]
+        else:
+            stored = [state.get(key) for key in CHECKPOINT_PATH_KEYS] + list(best_k or {})
+            odd = [f for f in stored if not (f is None or (isinstance(f, str) and not NOT_A_PLAIN_PATH.search(f)))]
+        if odd:
             raise CheckpointError(
-                f"ckpt_path={path}: its ModelCheckpoint state holds {(odd or [best_k])[0]!r} where Lightning "
+                f"ckpt_path={path}: its ModelCheckpoint state holds {odd[0]!r} where Lightning "
                 f"stores a plain local file path (no `..` part, no protocol): a resumed run deletes the file "
                 f"there when it replaces it. The file was damaged or altered; pass a checkpoint written by "
                 f"train.py."

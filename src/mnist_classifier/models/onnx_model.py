@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import InputError
 
 EXPORT_EXAMPLE = "logs/export/runs/<run>/model.onnx"
 # an exported model's contract (models/probability_model.py): pixels in; probabilities and logits out
 INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
-NUM_CLASSES = 10
 
 
 class OnnxModel:

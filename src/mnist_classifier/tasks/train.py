@@ -41,13 +41,14 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
         )
     check_weights(checkpoint, ckpt_path)
     progress = checkpoint.get("training_progress", {})  # none in a checkpoint saved outside train.py
-    if not isinstance(progress, dict) or (
-        progress
-        and not (
+    as_written = isinstance(progress, dict) and (
+        not progress
+        or (
             all(isinstance(progress.get(key), int) for key in ("epochs_completed", "max_epochs"))
             and isinstance(progress.get("finished"), bool)
         )
-    ):
+    )
+    if not as_written:
         raise CheckpointError(
             f"ckpt_path={ckpt_path}: its training_progress ({str(progress)[:100]}) is not what train.py writes "
             f"(whole epochs trained and planned); the file is damaged or was altered. Pass a checkpoint "
