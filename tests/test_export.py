@@ -165,6 +165,22 @@ def lookalike_onnx(path: Path, batch: int | None, classes: int) -> Path:
     return path
 
 
+def neighbour_reading_onnx(path: Path, location: str) -> Path:
+    """A working 10-class graph whose weights are external data: the file `location` in or below the model's
+    folder. onnxruntime reads any such file, so a crafted model could serve another file's bytes; it loaded
+    and predicted before models were loaded from a copy alone in an empty folder."""
+    lookalike_onnx(path, None, 10)
+    weights = onnx.load(str(path)).graph.initializer[0]
+    (path.parent / location).parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / location).write_bytes(weights.raw_data)
+    model = onnx.load(str(path))
+    onnx.external_data_helper.set_external_data(model.graph.initializer[0], location)
+    model.graph.initializer[0].ClearField("raw_data")
+    model.graph.initializer[0].data_location = onnx.TensorProto.EXTERNAL
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -179,11 +195,24 @@ def lookalike_onnx(path: Path, batch: int | None, classes: int) -> Path:
         (lambda d, run: foreign_onnx(d / "foreign.onnx"), "is an ONNX model, but not one export.py writes"),
         (lambda d, run: lookalike_onnx(d / "three.onnx", None, 3), "it gives float32 of shape (1, 3), not (1, 10)"),
         (lambda d, run: lookalike_onnx(d / "one.onnx", 1, 10), "onnxruntime cannot run model_path="),
+        (lambda d, run: neighbour_reading_onnx(d / "beside.onnx", "notes.bin"), "name external data files"),
+        (lambda d, run: neighbour_reading_onnx(d / "below.onnx", "keys/notes.bin"), "name external data files"),
         (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "unpickles it"),
         (lambda d, run: (d / "model.pt2").write_bytes(b"PK") and d / "model.pt2", "unpickles it"),
         (lambda d, run: d / "absent.onnx", "no such file"),
     ],
-    ids=["garbage", "truncated", "foreign graph", "three classes", "fixed batch", "torchscript", "pt2", "missing"],
+    ids=[
+        "garbage",
+        "truncated",
+        "foreign graph",
+        "three classes",
+        "fixed batch",
+        "file beside",
+        "file below",
+        "torchscript",
+        "pt2",
+        "missing",
+    ],
 )
 def test_untrusted_model_files_are_refused(
     make: Callable[[Path, Path], Path], message: str, onnx_run: Path, tmp_path: Path

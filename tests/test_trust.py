@@ -4,6 +4,7 @@ is built, by eval.py and by a resume; every legit checkpoint of every model and 
 from __future__ import annotations
 
 import copy
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,19 @@ def test_a_stored_compile_flag_that_is_not_a_bool_is_refused(real_checkpoint: Pa
     torch.save(checkpoint, tmp_path / "compile.ckpt")
     with pytest.raises(CheckpointError, match=r"model\.compile must be true or false, got 'yes'"):
         build_model(load_checkpoint(tmp_path / "compile.ckpt"), tmp_path / "compile.ckpt")
+
+
+def test_compressed_records_are_refused_before_they_are_inflated(real_checkpoint: Path, tmp_path: Path) -> None:
+    """torch.save stores its records uncompressed, and torch.load inflates deflated ones: 200 MB of zero
+    weights deflate to 0.2 MB. The real checkpoint, recompressed, is refused before torch.load reads it."""
+    deflated = tmp_path / "deflated.ckpt"
+    with zipfile.ZipFile(real_checkpoint) as source, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info.filename))
+    with pytest.raises(CheckpointError, match=r"holds \d+ compressed record\(s\) .* torch\.save never writes"):
+        load_checkpoint(deflated)
+    result = run_cli("eval.py", f"ckpt_path={deflated}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 2 and "compressed record" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_pickled_code_is_refused(tmp_path: Path) -> None:

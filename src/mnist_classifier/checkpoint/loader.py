@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _check_records_stored(file: Path, path: str) -> None:
+    """torch.save writes its zip records uncompressed; a crafted file can deflate a record, which torch.load
+    inflates before any check here: a few hundred kilobytes become gigabytes of memory."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            compressed = [info.filename for info in archive.infolist() if info.compress_type != zipfile.ZIP_STORED]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip (an old-format file, or junk): torch.load says what it is
+    if compressed:
+        raise CheckpointError(
+            f"ckpt_path={path} holds {len(compressed)} compressed record(s) (e.g. {compressed[0]}), which "
+            f"torch.save never writes: a compressed record can inflate to many times the file's size in memory. "
+            f"The file was altered; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
+        )
+
+
 def _read_pickled(file: Path, path: str) -> Any:
+    _check_records_stored(file, path)
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files

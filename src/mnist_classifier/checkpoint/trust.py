@@ -156,7 +156,7 @@ def check_hyperparameters(
     for key in required:
         if not isinstance(hyperparameters.get(key), dict) or "_target_" not in hyperparameters[key]:
             raise CheckpointError(
-                f"ckpt_path={path} is not a checkpoint of this project's MNISTClassifier: its {part} have no "
+                f"ckpt_path={path} is not a checkpoint of this project's MNISTClassifier: its {part}s have no "
                 f"`{key}` config. Pass a checkpoint written by train.py."
             )
     for key, value in hyperparameters.items():

@@ -4,7 +4,10 @@ file that is not such a model is refused with a clear message."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +45,13 @@ class OnnxModel:
         if sleep_when_idle:  # a server's: its decoding needs the CPU that spinning threads take (300 -> 360/s)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            self.session = _session_without_neighbours(file, options)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(
-                f"model_path={path} cannot be loaded by onnxruntime ({reason[:300]}). It may be truncated or not "
-                f"an ONNX model; pass a model written by export.py, e.g. {EXPORT_EXAMPLE}."
+                f"model_path={path} cannot be loaded by onnxruntime ({reason[:300]}). It may be truncated, not "
+                f"an ONNX model, or name external data files (export.py writes none); pass a model written by "
+                f"export.py, e.g. {EXPORT_EXAMPLE}."
             ) from err
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
@@ -83,3 +87,17 @@ class OnnxModel:
             f"model_path={self.path} is an ONNX model, but not one export.py writes: {what}. Pass a model written "
             f"by export.py, e.g. {EXPORT_EXAMPLE}."
         )
+
+
+def _session_without_neighbours(file: Path, options: Any) -> Any:
+    """An onnxruntime session of a private copy of the file, alone in an empty folder. A graph may name
+    external data files for its weights, and onnxruntime reads any file in or below the model's folder
+    (it refuses only absolute paths and ones that leave it): a crafted model.onnx saved in a home folder
+    could load .ssh/id_rsa as weights and have serve.py answer with its bytes. export.py writes no external
+    data, so here any file a graph names is missing and the load fails."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="mnist-onnx-") as folder:
+        copy = Path(folder) / "model.onnx"
+        shutil.copyfile(file, copy)
+        return ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
