@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import torch
 from conftest import quick_checkpoint, run_cli
-from test_configs import options
+from test_configs import compose_train, options
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.checkpoint.loader import load_checkpoint
+from mnist_classifier.checkpoint.resume_state import check_optimizer_state, check_schedule_state
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.models.from_checkpoint import build_model
@@ -240,8 +241,37 @@ def test_stored_checkpoint_paths_through_a_parent_folder_or_a_protocol_are_refus
             ),
             "does not match its stored weights",
         ),
+        (
+            lambda c: c["optimizer_states"][0]["state"][0].update(exp_avg=torch.zeros(3)),
+            "its optimizer state for parameter 0 does not fit that parameter",
+        ),
+        (
+            lambda c: c["optimizer_states"][0]["state"].update({99: {"exp_avg": torch.zeros(3)}}),
+            "its optimizer state for parameter 99 does not fit",
+        ),
+        (
+            lambda c: c["optimizer_states"][0]["param_groups"][0].update(lr="x"),
+            "its optimizer's `lr` (x) is not what this run's Adam keeps there",
+        ),
+        (lambda c: c.update(optimizer_states={}), "its optimizer state is not one Adam's"),
+        (lambda c: c.pop("optimizer_states"), "holds weights but no optimizer state"),
+        (lambda c: c.update(lr_schedulers=[]), "it holds 0 LR schedule state(s) where this run has 1"),
+        (lambda c: c["lr_schedulers"][0].update(total_steps="x"), "its LR schedule's step counts"),
+        (lambda c: c["lr_schedulers"][0].update(last_epoch=10**9), "its LR schedule's step counts"),
     ],
-    ids=["progress not a dict", "progress not numbers", "weights of other shapes"],
+    ids=[
+        "progress not a dict",
+        "progress not numbers",
+        "weights of other shapes",
+        "moment of another shape",
+        "state of a parameter it lacks",
+        "lr not a number",
+        "no optimizer",
+        "weights only",
+        "no schedule",
+        "schedule length not a number",
+        "schedule past its end",
+    ],
 )
 def test_resume_refuses_a_damaged_checkpoint(
     craft_it: Callable[[dict[str, Any]], None], message: str, real_checkpoint: Path, synthetic_data_dir: Path,
@@ -306,6 +336,9 @@ def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: 
     assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items() if key.startswith("net."))
     net = load_net(path)  # predict.py's, serve.py's and export.py's network alone
     assert all(torch.equal(value, saved[f"net.{key}"]) for key, value in net.state_dict().items())
+    cfg = compose_train(f"data.data_dir={synthetic_data_dir}", *QUICK, *overrides)  # as quick_checkpoint's
+    check_optimizer_state(load_checkpoint(path), path, cfg.model)  # what a resume checks besides
+    check_schedule_state(load_checkpoint(path), path, cfg.model)
 
 
 def test_allowlist_holds_classes_not_modules() -> None:

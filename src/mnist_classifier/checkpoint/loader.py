@@ -140,18 +140,22 @@ def _check_callback_paths(callbacks: Any, path: str) -> None:
             )
 
 
-def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], path: str) -> None:
-    """Build the stored network on the meta device (no memory) and compare its shapes with the stored
-    weights, so a crafted size (say hidden_sizes: [10**9]) cannot allocate anything."""
+def meta_net(net_config: dict[str, Any], path: str | Path) -> torch.nn.Module:
+    """The stored network built on the meta device: its shapes, in no memory, so a crafted size (say
+    hidden_sizes: [10**9]) cannot allocate anything."""
     from hydra.utils import instantiate
 
     try:
         with torch.device("meta"):
-            net = instantiate(net_config)
+            return instantiate(net_config)
     except Exception as err:
         raise CheckpointError(
             f"ckpt_path={path}: its stored network config cannot be built ({first_line(err.__cause__ or err)})."
         ) from err
+
+
+def _check_weights_fit(net_config: dict[str, Any], state_dict: dict[str, Any], path: str) -> None:
+    net = meta_net(net_config, path)
     expected = {f"net.{name}": tuple(t.shape) for name, t in net.state_dict().items()}
     stored = {
         name: tuple(t.shape) if isinstance(t, torch.Tensor) else None

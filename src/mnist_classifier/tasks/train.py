@@ -11,6 +11,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import check_weights, load_checkpoint
+from mnist_classifier.checkpoint.resume_state import (
+    check_optimizer_state,
+    check_schedule_state,
+    check_training_progress,
+)
 from mnist_classifier.errors import CheckpointError, keys_under
 from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
@@ -40,20 +45,10 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
             f"(see its .hydra/overrides.yaml), or use eval.py to test the checkpoint as it is."
         )
     check_weights(checkpoint, ckpt_path)
-    progress = checkpoint.get("training_progress", {})  # none in a checkpoint saved outside train.py
-    as_written = isinstance(progress, dict) and (
-        not progress
-        or (
-            all(isinstance(progress.get(key), int) for key in ("epochs_completed", "max_epochs"))
-            and isinstance(progress.get("finished"), bool)
-        )
-    )
-    if not as_written:
-        raise CheckpointError(
-            f"ckpt_path={ckpt_path}: its training_progress ({str(progress)[:100]}) is not what train.py writes "
-            f"(whole epochs trained and planned); the file is damaged or was altered. Pass a checkpoint "
-            f"written by train.py."
-        )
+    check_training_progress(checkpoint, ckpt_path)
+    check_optimizer_state(checkpoint, ckpt_path, cfg.model)
+    check_schedule_state(checkpoint, ckpt_path, cfg.model)
+    progress = checkpoint.get("training_progress", {})
     done, planned = progress.get("epochs_completed"), cfg.trainer.max_epochs
     if progress.get("finished") or (isinstance(done, int) and done >= planned):
         raise CheckpointError(
