@@ -231,6 +231,27 @@ def test_stored_checkpoint_paths_through_a_parent_folder_or_a_protocol_are_refus
 
 
 @pytest.mark.parametrize(
+    "damage",
+    [
+        lambda state: state.update(kth_best_model_path=state["dirpath"] + "/epoch_000.ckpt"),
+        lambda state: state.update(best_k_models=dict.fromkeys(state["best_k_models"], "high")),
+    ],
+    ids=["worst kept file not kept", "score not a number"],
+)
+def test_a_model_checkpoint_ranking_lightning_cannot_use_is_refused(
+    damage: Callable[[dict[str, Any]], None], real_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A run resumed in the same folder (a requeued SLURM job) drops the worst kept file from the ranking
+    when a better one comes: a KeyError or TypeError inside Lightning, mid-run, for a ranking it never writes."""
+    legit = with_model_checkpoint_state(real_checkpoint, tmp_path / "legit.ckpt", "{folder}/epoch_001.ckpt")
+    checkpoint = torch.load(legit, weights_only=True)
+    damage(checkpoint["callbacks"]["ModelCheckpoint{'monitor': 'val/acc'}"])
+    torch.save(checkpoint, tmp_path / "ranking.ckpt")
+    with pytest.raises(CheckpointError, match="does not rank the files it keeps as Lightning does"):
+        load_checkpoint(tmp_path / "ranking.ckpt")
+
+
+@pytest.mark.parametrize(
     ("craft_it", "message"),
     [
         (lambda c: c.update(training_progress=[1]), "its training_progress"),

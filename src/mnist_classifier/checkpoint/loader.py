@@ -138,6 +138,21 @@ def _check_callback_paths(callbacks: Any, path: str) -> None:
                 f"there when it replaces it. The file was damaged or altered; pass a checkpoint written by "
                 f"train.py."
             )
+        _check_best_k(state, path)
+
+
+def _check_best_k(state: dict[str, Any], path: str) -> None:
+    """The scores a ModelCheckpoint ranks its files by, and the worst kept file, which a resumed run in the
+    same folder removes from that ranking when a better one comes (a KeyError inside Lightning if it is not
+    there, a TypeError if a score is not a number)."""
+    best_k, kth = state.get("best_k_models") or {}, state.get("kth_best_model_path")
+    scores_ok = all(isinstance(s, torch.Tensor) and s.numel() == 1 and s.dtype in PLAIN_DTYPES for s in best_k.values())
+    if not scores_ok or kth not in {"", None, *best_k}:
+        raise CheckpointError(
+            f"ckpt_path={path}: its ModelCheckpoint state does not rank the files it keeps as Lightning does "
+            f"(the worst kept file {kth!r} must be one of them, each with a one-number score). The file was "
+            f"damaged or altered; pass a checkpoint written by train.py."
+        )
 
 
 def meta_net(net_config: dict[str, Any], path: str | Path) -> torch.nn.Module:
