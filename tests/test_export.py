@@ -121,6 +121,28 @@ def test_safetensors_weights_are_checked_like_a_checkpoint(safetensors_run: Path
         load_checkpoint(weights)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"format": ' + b"9" * 5000 + b"}",
+        b'{"format": NaN}',
+        b'{"format": "',
+        b"\xff",
+    ],
+    ids=["nested 200,000 deep", "5,000-digit number", "NaN", "cut short", "not UTF-8"],
+)
+def test_a_crafted_model_json_is_refused_with_a_message(text: bytes, safetensors_run: Path, tmp_path: Path) -> None:
+    """A deep nesting (RecursionError) and a huge number (ValueError) were tracebacks with exit 1."""
+    (tmp_path / "model.safetensors").write_bytes((safetensors_run / "model.safetensors").read_bytes())
+    (tmp_path / "model.json").write_bytes(text)
+    write_drawn_digits(tmp_path / "drawn")
+    result = run_cli("predict.py", f"ckpt_path={tmp_path / 'model.safetensors'}", f"inputs={tmp_path / 'drawn'}",
+                     f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "model.json is not JSON export.py writes" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_predict_through_onnxruntime_matches_the_checkpoint(onnx_run: Path, checkpoint: Path, tmp_path: Path) -> None:
     pictures = [path for path, _ in write_drawn_digits(tmp_path / "drawn")]
     runs = {}

@@ -42,10 +42,14 @@ def read_weights(path: Path, given: str) -> dict[str, Any]:
             f"ckpt_path={given}: a .safetensors file needs its {config_file.name} beside it (at most "
             f"{MAX_CONFIG_BYTES} bytes), as export.py format=safetensors writes them; none usable was found."
         )
-    try:
-        config = json.loads(config_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"ckpt_path={given}: {config_file.name} is not valid JSON ({err}).") from err
+    try:  # ValueError: bad JSON, NaN/Infinity, a number of thousands of digits; RecursionError: deep nesting
+        config = json.loads(config_file.read_text(), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"ckpt_path={given}: {config_file.name} is not JSON export.py writes ({reason}). Export the "
+            f"checkpoint again with python export.py ckpt_path=... format=safetensors."
+        ) from err
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(
             f"ckpt_path={given}: {config_file.name} is not a model config export.py writes (no `format: {FORMAT}`)."
@@ -59,3 +63,7 @@ def read_weights(path: Path, given: str) -> dict[str, Any]:
         ) from err
     state_dict = {f"net.{name}": tensor for name, tensor in tensors.items()}
     return {"state_dict": state_dict, "hyper_parameters": config.get("hyper_parameters")}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number export.py writes")
