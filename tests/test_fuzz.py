@@ -6,6 +6,7 @@ library, fails the test. derandomize keeps CI repeatable; each test stays at a f
 
 from __future__ import annotations
 
+import pickle
 from io import BytesIO
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+from mnist_classifier.checkpoint.pickle_size import unfolded_size
 from mnist_classifier.checkpoint.trust import check_hyperparameters
 from mnist_classifier.data.mnist_datamodule import MNISTDataModule
 from mnist_classifier.data.mnist_style import ImageRejected
@@ -96,6 +98,27 @@ def test_trust_check_accepts_or_refuses_with_a_checkpoint_error(hyperparameters:
         check_hyperparameters(hyperparameters, "x.ckpt", "model hyper-parameter", ("net", "loss", "optimizer"))
     except CheckpointError as err:
         assert str(err).startswith("ckpt_path=x.ckpt"), str(err)
+
+
+def unfolded(value: Any) -> int:
+    """Every value counted once per place it appears (a dict's keys and values both)."""
+    parts = (
+        [*value.keys(), *value.values()]
+        if isinstance(value, dict)
+        else value
+        if isinstance(value, list | tuple)
+        else []
+    )
+    return 1 + sum(map(unfolded, parts))
+
+
+@settings(FUZZ, max_examples=300)
+@given(TREES, st.integers(3, pickle.HIGHEST_PROTOCOL))
+def test_pickle_size_counts_each_value_once_per_reference(tree: Any, protocol: int) -> None:
+    """The count the checkpoint loader bounds, against the structure it unfolds into: exact, for values a
+    pickle refers to by its memo (the same tree three times) as much as for values written out."""
+    shared = [tree, tree, (tree, {"again": tree})]
+    assert unfolded_size(pickle.dumps(shared, protocol=protocol), limit=10**9) == unfolded(shared)
 
 
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=6),

@@ -4,6 +4,8 @@ is built, by eval.py and by a resume; every legit checkpoint of every model and 
 from __future__ import annotations
 
 import copy
+import re
+import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -272,7 +274,7 @@ def test_a_model_checkpoint_ranking_lightning_cannot_use_is_refused(
         ),
         (
             lambda c: c["optimizer_states"][0]["param_groups"][0].update(lr="x"),
-            "its optimizer's `lr` (x) is not what this run's Adam keeps there",
+            "its optimizer's `lr` ('x') is not what this run's Adam keeps there",
         ),
         (lambda c: c.update(optimizer_states={}), "its optimizer state is not one Adam's"),
         (lambda c: c.pop("optimizer_states"), "holds weights but no optimizer state"),
@@ -349,6 +351,64 @@ def test_compressed_records_are_refused_before_they_are_inflated(
         load_checkpoint(deflated)
     result = run_cli("eval.py", f"ckpt_path={deflated}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 2 and "compressed records" in result.stderr and "Traceback" not in result.stderr
+
+
+def doubling(depth: int) -> list[Any]:
+    """A list of `depth` levels, each holding the level below twice: the pickle writes each level once."""
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value, value]
+    return value
+
+
+def with_doubling_key(real: Path, out: Path, depth: int) -> Path:
+    """`real` with a dict whose key is a tuple of `depth` levels, each holding the level below twice, which
+    unpickling hashes 2**depth times. Python would hash it to build the dict, so the pickle is patched: a
+    placeholder key's opcode becomes LONG_BINPUT / LONG_BINGET / TUPLE2 per level around a short string."""
+    checkpoint = torch.load(real, weights_only=True)
+    checkpoint["lookup"] = {"PLACEHOLDER": 1}
+    torch.save(checkpoint, out)
+    placeholder = b"X" + struct.pack("<I", 11) + b"PLACEHOLDER"
+    memo = struct.pack("<I", 10**9)
+    key = b"X" + struct.pack("<I", 1) + b"k" + (b"r" + memo + b"j" + memo + b"\x86") * depth
+    records = {}
+    with zipfile.ZipFile(out) as source:
+        for info in source.infolist():
+            data = source.read(info)
+            records[info.filename] = data.replace(placeholder, key) if info.filename.endswith("data.pkl") else data
+    with zipfile.ZipFile(out, "w") as patched:
+        for name, data in records.items():
+            patched.writestr(name, data)
+    return out
+
+
+def with_target(real: Path, out: Path, target: Any) -> Path:
+    checkpoint = torch.load(real, weights_only=True)
+    checkpoint["hyper_parameters"]["net"]["_target_"] = target
+    torch.save(checkpoint, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("craft", "message"),
+    [
+        (lambda real, out: with_target(real, out, doubling(40)), "unfold more than"),
+        (lambda real, out: with_doubling_key(real, out, 45), "unfold more than"),
+        (lambda real, out: with_target(real, out, list(range(1000))), "names [0, 1, 2, 3, ...]"),
+    ],
+    ids=["a list unfolding to 2**40 items", "a dict key unpickling hashes 2**45 times", "a long list (control)"],
+)
+def test_shared_references_that_unfold_without_end_are_refused(
+    craft: Callable[[Path, Path], Path], message: str, real_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A few kilobytes can refer to one value so often that unpickling (the key's hashing) or the message
+    naming the value (the list's repr) would never end: refused from the pickle's opcodes first. The
+    control, a list where a class name belongs, is the trust check's to refuse, with a short message."""
+    crafted = craft(real_checkpoint, tmp_path / "shared.ckpt")
+    assert crafted.stat().st_size < 1_000_000
+    with pytest.raises(CheckpointError, match=re.escape(message)) as refused:
+        load_checkpoint(crafted)
+    assert len(str(refused.value)) < 1000
 
 
 def test_pickled_code_is_refused(tmp_path: Path) -> None:

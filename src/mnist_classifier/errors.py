@@ -8,8 +8,20 @@ a sub-config (the classifier's `net`) re-raises it `under` that argument, the ru
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 2, 80, 80, 40
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+
+
+def shown(value: object) -> str:
+    """A value read from a file, as a message shows it: a few items and characters, however large or deep
+    (a crafted checkpoint's value can unfold into millions of items; its full repr would hang)."""
+    return _SHOWN.repr(value)
+
 
 KeyOf = Callable[[str], str]  # an argument's name -> how the message writes it (the bare name or a config key)
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from mnist_classifier.checkpoint.pickle_size import unfolded_size
 from mnist_classifier.checkpoint.trust import check_stored_configs
 from mnist_classifier.checkpoint.weights_file import SUFFIX, read_weights
-from mnist_classifier.errors import CheckpointError
+from mnist_classifier.errors import CheckpointError, shown
 
 log = logging.getLogger(__name__)
 EXAMPLE_PATH = "logs/train/runs/<run>/checkpoints/last.ckpt"
@@ -29,6 +30,8 @@ CHECKPOINT_PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_pa
 # what Lightning never stores there and its deletion check misreads: a `..` part (either separator), or a
 # protocol (`local:///x` is not "file", so Lightning deletes it without looking where it is)
 NOT_A_PLAIN_PATH = re.compile(r"(^|[/\\])\.\.([/\\]|$)|://|::")
+# torch.save writes a few thousand values for a checkpoint of this project (a long run's history: tens of thousands)
+MAX_PICKLED_VALUES = 250_000
 _cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
@@ -67,14 +70,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def _check_records_fit_the_file(file: Path, path: str) -> None:
-    """torch.save stores its zip records uncompressed, so together they are never larger than the file; a
-    crafted file can deflate a record, which torch.load inflates before any check here (a 2.5 MB file became
-    a gigabyte of memory). The sizes are read by torch's own zip reader, the one torch.load uses: a second
-    parser (Python's zipfile) can be shown another central directory, or give up where torch's does not."""
+def _check_before_unpickling(file: Path, path: str) -> None:
+    """What torch.load would make of the file, read with torch's own zip reader (the one torch.load uses; a
+    second parser such as Python's zipfile can be shown another central directory, or give up where torch's
+    does not), before it makes anything:
+    - the records together fit in the file: torch.save stores them uncompressed, and a deflated record is
+      inflated before any check (a 2.5 MB file became a gigabyte of memory);
+    - the pickle unfolds into a bounded number of values (checkpoint/pickle_size.py)."""
     try:
         reader = torch._C.PyTorchFileReader(str(file))
-        records = sum(reader.get_record_size(name) for name in reader.get_all_records())
+        names = reader.get_all_records()
+        records = sum(reader.get_record_size(name) for name in names)
     except Exception:  # not a zip archive: torch.load says what it is
         return
     if records > file.stat().st_size:
@@ -83,18 +89,35 @@ def _check_records_fit_the_file(file: Path, path: str) -> None:
             f"from a {file.stat().st_size / 1e6:,.1f} MB file; torch.save never compresses them. The file was "
             f"altered; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
         )
+    if "data.pkl" not in names:
+        return  # torch.load says what is missing
+    try:
+        values = unfolded_size(reader.get_record("data.pkl"), MAX_PICKLED_VALUES)
+    except Exception as err:  # pickletools' and the walk's errors for a pickle that is not one
+        raise _unreadable(path, err) from err
+    if values > MAX_PICKLED_VALUES:
+        raise CheckpointError(
+            f"ckpt_path={path} refers to the same values over and over so that unpickling would unfold more "
+            f"than {MAX_PICKLED_VALUES:,} of them (or a value that holds itself): a few kilobytes of this "
+            f"kind hang the process. torch.save writes a few thousand; the file was altered. Pass a "
+            f"checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
+        )
+
+
+def _unreadable(path: str, err: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"ckpt_path={path} cannot be read as a PyTorch checkpoint with weights_only=True "
+        f"({first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
+        f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
+    )
 
 
 def _read_pickled(file: Path, path: str) -> Any:
-    _check_records_fit_the_file(file, path)
+    _check_before_unpickling(file, path)
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(
-            f"ckpt_path={path} cannot be read as a PyTorch checkpoint with weights_only=True "
-            f"({first_line(err)}). It may be truncated, not a checkpoint, or hold objects other than tensors "
-            f"and plain data; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
-        ) from err
+        raise _unreadable(path, err) from err
 
 
 def _odd_weight(name: str, value: Any) -> str | None:
@@ -134,7 +157,7 @@ def _check_callback_paths(callbacks: Any, path: str) -> None:
             odd = [f for f in stored if not (f is None or (isinstance(f, str) and not NOT_A_PLAIN_PATH.search(f)))]
         if odd:
             raise CheckpointError(
-                f"ckpt_path={path}: its ModelCheckpoint state holds {odd[0]!r} where Lightning "
+                f"ckpt_path={path}: its ModelCheckpoint state holds {shown(odd[0])} where Lightning "
                 f"stores a plain local file path (no `..` part, no protocol): a resumed run deletes the file "
                 f"there when it replaces it. The file was damaged or altered; pass a checkpoint written by "
                 f"train.py."
@@ -151,7 +174,7 @@ def _check_best_k(state: dict[str, Any], path: str) -> None:
     if not scores_ok or kth not in {"", None, *best_k}:
         raise CheckpointError(
             f"ckpt_path={path}: its ModelCheckpoint state does not rank the files it keeps as Lightning does "
-            f"(the worst kept file {kth!r} must be one of them, each with a one-number score). The file was "
+            f"(the worst kept file {shown(kth)} must be one of them, each with a one-number score). The file was "
             f"damaged or altered; pass a checkpoint written by train.py."
         )
 

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import PLAIN_DTYPES, meta_net
-from mnist_classifier.errors import CheckpointError
+from mnist_classifier.errors import CheckpointError, shown
 
 
 def check_training_progress(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -30,8 +30,7 @@ def check_training_progress(checkpoint: dict[str, Any], path: str | Path) -> Non
     if not as_written:
         raise _damaged(
             path,
-            f"its training_progress ({str(progress)[:100]}) is not what train.py writes (whole epochs trained "
-            f"and planned)",
+            f"its training_progress ({shown(progress)}) is not what train.py writes (whole epochs trained and planned)",
         )
 
 
@@ -59,14 +58,14 @@ def check_optimizer_state(checkpoint: dict[str, Any], path: str | Path, model_co
             value = group.get(odd, "missing") if isinstance(group, dict) else group
             raise _damaged(
                 path,
-                f"its optimizer's `{odd}` ({str(value)[:60]}) is not what this run's {type(optimizer).__name__} "
+                f"its optimizer's `{odd}` ({shown(value)}) is not what this run's {type(optimizer).__name__} "
                 f"keeps there",
                 another_recipe=True,
             )
     for index, values in state.items():
         fits = isinstance(index, int) and 0 <= index < len(params) and isinstance(values, dict)
         if not (fits and all(_fits(value, params[index].shape) for value in values.values())):
-            raise _damaged(path, f"its optimizer state for parameter {index!r} does not fit that parameter")
+            raise _damaged(path, f"its optimizer state for parameter {shown(index)} does not fit that parameter")
 
 
 def check_schedule_state(checkpoint: dict[str, Any], path: str | Path, model_config: DictConfig) -> None:
@@ -75,13 +74,13 @@ def check_schedule_state(checkpoint: dict[str, Any], path: str | Path, model_con
     stored = checkpoint.get("lr_schedulers", [])
     planned = 1 if model_config.get("scheduler") else 0
     if not (isinstance(stored, list) and len(stored) == planned and all(isinstance(s, dict) for s in stored)):
-        count = len(stored) if isinstance(stored, list) else repr(stored)[:40]
+        count = len(stored) if isinstance(stored, list) else shown(stored)
         raise _damaged(path, f"it holds {count} LR schedule state(s) where this run has {planned}", another_recipe=True)
     for schedule in stored:
         counts = {key: schedule[key] for key in ("last_epoch", "_step_count", "total_steps") if key in schedule}
         plain = all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counts.values())
         if not plain or counts.get("last_epoch", 0) > counts.get("total_steps", float("inf")):
-            raise _damaged(path, f"its LR schedule's step counts ({str(counts)[:100]}) are not what torch writes")
+            raise _damaged(path, f"its LR schedule's step counts ({shown(counts)}) are not what torch writes")
 
 
 def _is_number(value: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from mnist_classifier import registry
-from mnist_classifier.errors import CheckpointError
+from mnist_classifier.errors import CheckpointError, shown
 
 # Hydra's special keys (`_target_`, `_partial_`, `_args_`, `_recursive_`, `_convert_`, ...)
 _HYDRA_KEY = re.compile(r"^_.+_$")
@@ -118,7 +118,7 @@ class _Walk:
         if not in_mapping:
             return f"{key}[{name}]"
         if not isinstance(name, str):
-            raise self.refuse(key, f"has a non-string key {name!r}")
+            raise self.refuse(key, f"has a non-string key {shown(name)}")
         if _HYDRA_KEY.match(name):
             raise self.refuse(f"{key}.{name}", "is a Hydra key, which a stored hyper-parameter may not hold")
         return f"{key}.{name}"
@@ -129,7 +129,7 @@ class _Walk:
         if not isinstance(target, str) or target not in allowed:
             raise self.refuse(
                 f"{key}._target_",
-                f"names {target!r}, which is not on the allowlist of classes a checkpoint may build for `{key}`. "
+                f"names {shown(target)}, which is not on the allowlist of classes a checkpoint may build for `{key}`. "
                 + EXTEND_HINT,
             )
         for name, value in config.items():
@@ -137,7 +137,7 @@ class _Walk:
                 continue
             if name == "_partial_" and key in PARTIAL_KEYS:
                 if value is not True:
-                    raise self.refuse(f"{key}._partial_", f"is {value!r} (only `true` is stored)")
+                    raise self.refuse(f"{key}._partial_", f"is {shown(value)} (only `true` is stored)")
                 continue
             if _HYDRA_KEY.match(name):
                 raise self.refuse(f"{key}.{name}", "is a Hydra key, which a stored hyper-parameter may not hold")
@@ -161,7 +161,7 @@ def check_hyperparameters(
             )
     for key, value in hyperparameters.items():
         if not isinstance(key, str):
-            raise walk.refuse(repr(key), "is not a string key")
+            raise walk.refuse(shown(key), "is not a string key")
         if _HYDRA_KEY.match(key):
             raise walk.refuse(key, "is a Hydra key, which a stored hyper-parameter may not hold")
         if key in target_keys and isinstance(value, dict) and "_target_" in value:
