@@ -187,6 +187,65 @@ def lookalike_onnx(path: Path, batch: int | None, classes: int) -> Path:
     return path
 
 
+def graph_onnx(path: Path, nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto]) -> Path:
+    """pixels -> Flatten -> `flat` (N, 784) -> `nodes` -> `features` (N, 784) -> MatMul -> probabilities."""
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["pixels"], ["flat"]),
+            *nodes,
+            helper.make_node("MatMul", ["features", "w"], ["probabilities"]),
+        ],
+        "crafted",
+        [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["N", 10])],
+        [onnx.numpy_helper.from_array(np.full((784, 10), 0.01, np.float32), "w"), *initializers],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def endless_loop_onnx(path: Path) -> Path:
+    """A Loop of 2**62 turns around the features: the load-time probe never returned, and SIGTERM could not
+    stop it (only SIGKILL)."""
+    helper, float_, bool_ = onnx.helper, onnx.TensorProto.FLOAT, onnx.TensorProto.BOOL
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["go"], ["go_on"]), helper.make_node("Identity", ["carried"], ["carried_on"])],
+        "body",
+        [helper.make_tensor_value_info("turn", onnx.TensorProto.INT64, []),
+         helper.make_tensor_value_info("go", bool_, []), helper.make_tensor_value_info("carried", float_, None)],
+        [helper.make_tensor_value_info("go_on", bool_, []), helper.make_tensor_value_info("carried_on", float_, None)],
+    )  # fmt: skip
+    turns = onnx.numpy_helper.from_array(np.array(2**62, np.int64), "turns")
+    go = onnx.numpy_helper.from_array(np.array(True), "go")
+    return graph_onnx(path, [helper.make_node("Loop", ["turns", "go", "flat"], ["features"], body=body)], [turns, go])
+
+
+def broadcast_onnx(path: Path, width: int) -> Path:
+    """Each picture's 784 values times `width` ones by broadcasting, summed back: a crafted graph fills the
+    memory this way at (784 x width) values a picture, with no large weight in the file."""
+    helper = onnx.helper
+    constants = [onnx.numpy_helper.from_array(np.array([2], np.int64), "axis"),
+                 onnx.numpy_helper.from_array(np.ones((1, 1, width), np.float32), "ones")]  # fmt: skip
+    nodes = [
+        helper.make_node("Unsqueeze", ["flat", "axis"], ["column"]),
+        helper.make_node("Mul", ["column", "ones"], ["wide"]),
+        helper.make_node("ReduceSum", ["wide", "axis"], ["features"], keepdims=0),
+    ]
+    return graph_onnx(path, nodes, constants)
+
+
+def batch_squared_onnx(path: Path) -> Path:
+    """The batch times itself ((N, 784) x (784, N)): a tensor growing with the square of the batch."""
+    helper = onnx.helper
+    nodes = [
+        helper.make_node("Transpose", ["flat"], ["flat_t"]),
+        helper.make_node("MatMul", ["flat", "flat_t"], ["square"]),
+        helper.make_node("MatMul", ["square", "flat"], ["features"]),
+    ]
+    return graph_onnx(path, nodes, [])
+
+
 def neighbour_reading_onnx(path: Path, location: str) -> Path:
     """A working 10-class graph whose weights are external data: the file `location` in or below the model's
     folder. onnxruntime reads any such file, so a crafted model could serve another file's bytes; it loaded
@@ -208,15 +267,18 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
     [
         (
             lambda d, run: (d / "junk.onnx").write_bytes(b"\x00garbage" * 50) and d / "junk.onnx",
-            "cannot be loaded by onnxruntime",
+            "cannot be read as an ONNX model",
         ),
         (
             lambda d, run: (d / "cut.onnx").write_bytes((run / "model.onnx").read_bytes()[:500]) and d / "cut.onnx",
-            "cannot be loaded by onnxruntime",
+            "cannot be read as an ONNX model",
         ),
         (lambda d, run: foreign_onnx(d / "foreign.onnx"), "is an ONNX model, but not one export.py writes"),
         (lambda d, run: lookalike_onnx(d / "three.onnx", None, 3), "it gives float32 of shape (1, 3), not (1, 10)"),
-        (lambda d, run: lookalike_onnx(d / "one.onnx", 1, 10), "onnxruntime cannot run model_path="),
+        (lambda d, run: lookalike_onnx(d / "one.onnx", 1, 10), "its shapes cannot be inferred"),
+        (lambda d, run: endless_loop_onnx(d / "loop.onnx"), "it uses the operator 'Loop', which is not a standard"),
+        (lambda d, run: broadcast_onnx(d / "wide.onnx", 2000), "holds 1,568,000 values for one picture"),
+        (lambda d, run: batch_squared_onnx(d / "square.onnx"), "holds 1 values for one picture and 4 for two"),
         (lambda d, run: neighbour_reading_onnx(d / "beside.onnx", "notes.bin"), "name external data files"),
         (lambda d, run: neighbour_reading_onnx(d / "below.onnx", "keys/notes.bin"), "name external data files"),
         (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "unpickles it"),
@@ -229,6 +291,9 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
         "foreign graph",
         "three classes",
         "fixed batch",
+        "endless loop",
+        "broadcast",
+        "batch squared",
         "file beside",
         "file below",
         "torchscript",

@@ -4,7 +4,6 @@ file that is not such a model is refused with a clear message."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import numpy as np
 
 from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import InputError
+from mnist_classifier.models.onnx_graph import EXPORT_EXAMPLE, MAX_FILE_BYTES, check_graph
 
-EXPORT_EXAMPLE = "logs/export/runs/<run>/model.onnx"
 # an exported model's contract (models/probability_model.py): pixels in; probabilities and logits out
 INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
 
@@ -44,8 +43,16 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         if sleep_when_idle:  # a server's: its decoding needs the CPU that spinning threads take (300 -> 360/s)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise InputError(
+                f"model_path={path} is {file.stat().st_size / 2**20:,.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB "
+                f"an MNIST model needs (export.py writes a few MiB). Pass a model written by export.py, e.g. "
+                f"{EXPORT_EXAMPLE}."
+            )
+        model_bytes = file.read_bytes()
+        check_graph(model_bytes, path)
         try:
-            self.session = _session_without_neighbours(file, options)
+            self.session = _session_without_neighbours(model_bytes, options)
         except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(
@@ -89,15 +96,16 @@ class OnnxModel:
         )
 
 
-def _session_without_neighbours(file: Path, options: Any) -> Any:
-    """An onnxruntime session of a private copy of the file, alone in an empty folder. A graph may name
+def _session_without_neighbours(model_bytes: bytes, options: Any) -> Any:
+    """An onnxruntime session of the checked bytes, written alone into an empty folder. A graph may name
     external data files for its weights, and onnxruntime reads any file in or below the model's folder
     (it refuses only absolute paths and ones that leave it): a crafted model.onnx saved in a home folder
     could load .ssh/id_rsa as weights and have serve.py answer with its bytes. export.py writes no external
-    data, so here any file a graph names is missing and the load fails."""
+    data, so here any file a graph names is missing and the load fails. (Loaded from bytes instead,
+    onnxruntime would look in the current folder.)"""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="mnist-onnx-") as folder:
         copy = Path(folder) / "model.onnx"
-        shutil.copyfile(file, copy)
+        copy.write_bytes(model_bytes)
         return ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
