@@ -1,6 +1,6 @@
 """README's "Add your own model", followed step by step in a copy of the project: the network module, its
-recipe and its registry line are all a new network takes to train, and its checkpoint passes the allowlist
-(eval.py loads and tests it)."""
+recipe and its registry line are all a new network takes to train, its checkpoint passes the allowlist
+(eval.py loads and tests it), and its ONNX export passes the graph check (predict.py runs it)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from conftest import QUIET, REPO, assert_ok
+from drawn_digits import write_drawn_digits
 
 from mnist_classifier.runtime.metrics_file import read_metrics
 
@@ -58,7 +59,7 @@ def test_readme_steps_add_a_model_that_trains_and_loads(synthetic_data_dir: Path
     project = tmp_path / "project"
     for folder in ("configs", "src"):
         shutil.copytree(REPO / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for script in ("train.py", "eval.py"):
+    for script in ("train.py", "eval.py", "export.py", "predict.py"):
         shutil.copy(REPO / script, project / script)
     follow(files, project)
 
@@ -74,3 +75,10 @@ def test_readme_steps_add_a_model_that_trains_and_loads(synthetic_data_dir: Path
     )
     assert_ok(tested)
     assert 0 <= read_metrics(tmp_path / "eval")["test/acc"] <= 1
+    exported = run(project, "export.py", f"ckpt_path={checkpoint}", "format=onnx", f"data.data_dir={synthetic_data_dir}",
+                   f"hydra.run.dir={tmp_path / 'export'}")  # fmt: skip
+    assert_ok(exported)
+    write_drawn_digits(tmp_path / "drawn")
+    predicted = run(project, "predict.py", f"model_path={tmp_path / 'export' / 'model.onnx'}",
+                    f"inputs={tmp_path / 'drawn'}", f"hydra.run.dir={tmp_path / 'predict'}")  # fmt: skip
+    assert_ok(predicted)
