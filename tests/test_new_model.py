@@ -75,8 +75,8 @@ def test_readme_steps_add_a_model_that_trains_and_loads(synthetic_data_dir: Path
     )
     assert_ok(tested)
     assert 0 <= read_metrics(tmp_path / "eval")["test/acc"] <= 1
-    exported = run(project, "export.py", f"ckpt_path={checkpoint}", "format=onnx", f"data.data_dir={synthetic_data_dir}",
-                   f"hydra.run.dir={tmp_path / 'export'}")  # fmt: skip
+    exported = run(project, "export.py", f"ckpt_path={checkpoint}", "format=onnx",
+                   f"data.data_dir={synthetic_data_dir}", f"hydra.run.dir={tmp_path / 'export'}")  # fmt: skip
     assert_ok(exported)
     write_drawn_digits(tmp_path / "drawn")
     predicted = run(project, "predict.py", f"model_path={tmp_path / 'export' / 'model.onnx'}",

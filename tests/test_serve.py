@@ -172,10 +172,11 @@ def test_many_pictures_as_a_form_each_with_its_status(url: str) -> None:
     assert rows[1]["digit"] is None and rows[1]["probabilities"] is None
 
 
-def test_requests_without_a_picture_are_refused(url: str) -> None:
+@pytest.mark.parametrize("form_type", ["multipart/form-data", "Multipart/Form-Data"])  # media types have no case
+def test_requests_without_a_picture_are_refused(form_type: str, url: str) -> None:
     assert httpx.post(url + "predict", content=b"").status_code == 400
     form = b'--x\r\nContent-Disposition: form-data; name="note"\r\n\r\nno file here\r\n--x--\r\n'
-    text_only = httpx.post(url + "predict", content=form, headers={"Content-Type": "multipart/form-data; boundary=x"})
+    text_only = httpx.post(url + "predict", content=form, headers={"Content-Type": f"{form_type}; boundary=x"})
     assert text_only.status_code == 400 and "no picture" in text_only.json()["error"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 
@@ -54,7 +55,8 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytearray
 
 async def pictures_in(request: Request, body: bytearray, max_pictures: int) -> list[tuple[str, bytes | bytearray]]:
     """(name, bytes) per picture: each file field of a multipart form, or the raw body as one picture."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    media_type, _ = parse_options_header(request.headers.get("content-type"))  # as Starlette reads it: any case
+    if media_type != b"multipart/form-data":
         return [("body", body)] if body else []
 
     async def replay() -> dict[str, object]:  # the form is parsed from the body already read (and bounded)
