@@ -148,9 +148,13 @@ def test_inputs_from_folders_globs_and_lists(tmp_path: Path) -> None:
     (tmp_path / "a" / "deep").mkdir(parents=True)
     for name in ("a/1.png", "a/deep/2.JPG", "a/skip.txt", "b.png"):
         (tmp_path / name).write_bytes(b"x")
-    found = find_inputs([str(tmp_path / "a"), str(tmp_path / "*.png"), str(tmp_path / "c.png")])
+    os.mkfifo(tmp_path / "pipe.png")
+    found = find_inputs([str(tmp_path / "a"), str(tmp_path / "*.png"), str(tmp_path / "c.png"), "/dev/zero",
+                         str(tmp_path / "pipe.png")])  # fmt: skip
     assert [(Path(f.path).name, f.status) for f in found] == [
         ("1.png", "ok"), ("2.JPG", "ok"), ("b.png", "ok"), ("c.png", "missing file"),
+        ("zero", "not a regular file (a device, pipe or socket)"),
+        ("pipe.png", "not a regular file (a device, pipe or socket)"),
     ]  # fmt: skip
 
 

@@ -44,6 +44,8 @@ def find_inputs(inputs: str | Sequence[str]) -> list[InputFile]:
             found.append(InputFile(str(path)))
         elif glob.has_magic(str(item)):
             found += _glob_inputs(path) or [InputFile(str(item), "no files match this pattern")]
+        elif path.exists():  # /dev/zero, a pipe, a socket: reading one may never end
+            found.append(InputFile(str(path), "not a regular file (a device, pipe or socket)"))
         else:
             found.append(InputFile(str(path), "missing file"))
     return _each_file_once(found)
