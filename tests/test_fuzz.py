@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from mnist_classifier.checkpoint.pickle_size import unfolded_size
+from mnist_classifier.checkpoint.pickle_scan import unfolded_size
 from mnist_classifier.checkpoint.trust import check_hyperparameters
 from mnist_classifier.data.mnist_datamodule import MNISTDataModule
 from mnist_classifier.data.mnist_style import ImageRejected
@@ -114,7 +114,7 @@ def unfolded(value: Any) -> int:
 
 @settings(FUZZ, max_examples=300)
 @given(TREES, st.integers(3, pickle.HIGHEST_PROTOCOL))
-def test_pickle_size_counts_each_value_once_per_reference(tree: Any, protocol: int) -> None:
+def test_pickle_values_are_counted_once_per_reference(tree: Any, protocol: int) -> None:
     """The count the checkpoint loader bounds, against the structure it unfolds into: exact, for values a
     pickle refers to by its memo (the same tree three times) as much as for values written out."""
     shared = [tree, tree, (tree, {"again": tree})]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from mnist_classifier.checkpoint.pickle_size import unfolded_size
+from mnist_classifier.checkpoint.pickle_scan import other_globals, unfolded_size
 from mnist_classifier.checkpoint.trust import check_stored_configs
 from mnist_classifier.checkpoint.weights_file import SUFFIX, read_weights
 from mnist_classifier.errors import CheckpointError, shown
@@ -76,25 +76,35 @@ def _check_before_unpickling(file: Path, path: str) -> None:
     does not), before it makes anything:
     - the records together fit in the file: torch.save stores them uncompressed, and a deflated record is
       inflated before any check (a 2.5 MB file became a gigabyte of memory);
-    - the pickle unfolds into a bounded number of values (checkpoint/pickle_size.py)."""
+    - the pickle calls only what torch.save writes for a checkpoint here, and unfolds into a bounded number
+      of values (checkpoint/pickle_scan.py).
+    A file torch's zip reader cannot open is refused: junk, or torch's old non-zip format, which train.py
+    never writes and which would skip these checks."""
     try:
         reader = torch._C.PyTorchFileReader(str(file))
         names = reader.get_all_records()
         records = sum(reader.get_record_size(name) for name in names)
-    except Exception:  # not a zip archive: torch.load says what it is
-        return
+    except Exception as err:  # not a zip archive: junk, or torch's old format, which train.py never writes
+        raise _unreadable(path, err) from err
     if records > file.stat().st_size:
         raise CheckpointError(
             f"ckpt_path={path} holds compressed records that would inflate to {records / 1e6:,.0f} MB in memory "
             f"from a {file.stat().st_size / 1e6:,.1f} MB file; torch.save never compresses them. The file was "
             f"altered; pass a checkpoint written by train.py, e.g. ckpt_path={EXAMPLE_PATH}."
         )
-    if "data.pkl" not in names:
-        return  # torch.load says what is missing
     try:
-        values = unfolded_size(reader.get_record("data.pkl"), MAX_PICKLED_VALUES)
+        pickled = reader.get_record("data.pkl")
+        values, odd_globals = unfolded_size(pickled, MAX_PICKLED_VALUES), other_globals(pickled)
     except Exception as err:  # pickletools' and the walk's errors for a pickle that is not one
         raise _unreadable(path, err) from err
+    if odd_globals:
+        raise CheckpointError(
+            f"ckpt_path={path} calls {shown(odd_globals[0].replace(' ', '.'))} when unpickled, which torch.save "
+            f"does not write for a checkpoint of this project (only the tensor-rebuilding function, typed "
+            f"storages and OrderedDict): weights_only=True allows a few constructors, such as bytearray(n), that "
+            f"30 bytes can make allocate gigabytes. The file was altered; pass a checkpoint written by train.py, "
+            f"e.g. ckpt_path={EXAMPLE_PATH}."
+        )
     if values > MAX_PICKLED_VALUES:
         raise CheckpointError(
             f"ckpt_path={path} refers to the same values over and over so that unpickling would unfold more "

@@ -1,9 +1,13 @@
-"""How many values a checkpoint's pickle unfolds into, counted from its opcodes before anything is unpickled.
+"""What a checkpoint's pickle holds, read from its opcodes before anything is unpickled.
 
-A pickle can refer to one value many times (its memo), so a few kilobytes can describe a list nested 40
-deep whose unfolding holds 2**40 items, or a dict key of 45 nested tuples that unpickling hashes 2**45
-times: weights_only=True unpickles both (no code runs, but the process hangs), and printing either in an
-error message hangs too. torch.save writes a few thousand values for a checkpoint of this project."""
+- How many values it unfolds into. A pickle can refer to one value many times (its memo), so a few
+  kilobytes can describe a list nested 40 deep whose unfolding holds 2**40 items, or a dict key of 45 nested
+  tuples that unpickling hashes 2**45 times: weights_only=True unpickles both (no code runs, but the
+  process hangs), and printing either in an error message hangs too. torch.save writes a few thousand
+  values for a checkpoint of this project.
+- Which globals it calls. weights_only=True allows constructors such as bytearray(n): 30 bytes of pickle
+  that allocate 2 GB. torch.save writes only the tensor-rebuilding function, typed storages and
+  OrderedDict for a checkpoint of this project."""
 
 from __future__ import annotations
 
@@ -14,6 +18,22 @@ from typing import Any
 IN_PLACE = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"})
 MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+# what torch.save (pickle protocol 2: GLOBAL opcodes) writes for a checkpoint of this project
+STORAGES = ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+ALLOWED_GLOBALS = frozenset(
+    {"collections OrderedDict", "torch._utils _rebuild_tensor_v2", "torch._utils _rebuild_parameter"}
+    | {f"torch {kind}Storage" for kind in STORAGES}
+)
+
+
+def other_globals(pickled: bytes) -> list[str]:
+    """The globals the pickle calls that torch.save does not write for a checkpoint here ("module name");
+    STACK_GLOBAL (protocol 4's, which takes its names from the stack) counts as one."""
+    return [
+        "STACK_GLOBAL" if opcode.name == "STACK_GLOBAL" else str(arg)
+        for opcode, arg, _ in pickletools.genops(pickled)
+        if opcode.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ") and str(arg) not in ALLOWED_GLOBALS
+    ]
 
 
 class _Value:
