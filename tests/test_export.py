@@ -5,6 +5,7 @@ files are untrusted input."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -235,6 +236,32 @@ def broadcast_onnx(path: Path, width: int) -> Path:
     return graph_onnx(path, nodes, constants)
 
 
+def many_wide_tensors_onnx(path: Path, branches: int, width: int) -> Path:
+    """`branches` broadcasts of (784 x width) values a picture, each under the per-tensor limit, all summed
+    at once: alive together, 300 of them took 2 GB at load (an 18 KB file)."""
+    helper = onnx.helper
+    constants = [onnx.numpy_helper.from_array(np.array([2], np.int64), "axis"),
+                 onnx.numpy_helper.from_array(np.ones((1, 1, width), np.float32), "ones")]  # fmt: skip
+    wide = [f"wide{i}" for i in range(branches)]
+    nodes = [
+        helper.make_node("Unsqueeze", ["flat", "axis"], ["column"]),
+        *(helper.make_node("Mul", ["column", "ones"], [name]) for name in wide),
+        helper.make_node("Sum", wide, ["all"]),
+        helper.make_node("ReduceSum", ["all", "axis"], ["features"], keepdims=0),
+    ]
+    return graph_onnx(path, nodes, constants)
+
+
+def long_chain_onnx(path: Path, layers: int) -> Path:
+    """`layers` matrix products with one shared 784x784 weight: small tensors, a small file, and hours of work
+    a picture for a long enough chain."""
+    helper = onnx.helper
+    weight = onnx.numpy_helper.from_array(np.eye(784, dtype=np.float32), "same")
+    names = ["flat", *(f"chain{i}" for i in range(layers - 1)), "features"]
+    nodes = [helper.make_node("MatMul", [before, "same"], [after]) for before, after in itertools.pairwise(names)]
+    return graph_onnx(path, nodes, [weight])
+
+
 def batch_squared_onnx(path: Path) -> Path:
     """The batch times itself ((N, 784) x (784, N)): a tensor growing with the square of the batch."""
     helper = onnx.helper
@@ -279,6 +306,11 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
         (lambda d, run: endless_loop_onnx(d / "loop.onnx"), "it uses the operator 'Loop', which is not a standard"),
         (lambda d, run: broadcast_onnx(d / "wide.onnx", 2000), "holds 1,568,000 values for one picture"),
         (lambda d, run: batch_squared_onnx(d / "square.onnx"), "holds 1 values for one picture and 4 for two"),
+        (
+            lambda d, run: many_wide_tensors_onnx(d / "many.onnx", 14, 1000),
+            "computes 11,762,362 values and 7,840 multiply-adds",
+        ),
+        (lambda d, run: long_chain_onnx(d / "chain.onnx", 1000), "and 614,663,840 multiply-adds for one picture"),
         (lambda d, run: neighbour_reading_onnx(d / "beside.onnx", "notes.bin"), "name external data files"),
         (lambda d, run: neighbour_reading_onnx(d / "below.onnx", "keys/notes.bin"), "name external data files"),
         (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "unpickles it"),
@@ -294,6 +326,8 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
         "endless loop",
         "broadcast",
         "batch squared",
+        "many wide tensors",
+        "long chain",
         "file beside",
         "file below",
         "torchscript",

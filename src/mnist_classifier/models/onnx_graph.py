@@ -29,6 +29,10 @@ ALLOWED_OPS = frozenset(
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 # 36x the largest activation of experiment=cnn_best and twice its largest weight matrix
 MAX_VALUES_PER_PICTURE = 1_000_000
+# all the tensors a picture makes, and the multiply-adds of its layers: experiment=cnn_best makes about
+# 0.1 M values and 7 M multiply-adds a picture, so 70 of them fit in one ensemble
+MAX_TOTAL_VALUES_PER_PICTURE = 10_000_000
+MAX_MULTIPLY_ADDS_PER_PICTURE = 500_000_000
 MAX_FILE_BYTES = 256 * 2**20
 
 
@@ -49,19 +53,32 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS or node.op_type not in ALLOWED_OPS:
             raise _refused(path, f"it uses the operator {node.op_type[:40]!r}, which is not a standard layer")
-    sizes = [_tensor_sizes(model, batch, path) for batch in (1, 2)]
-    for name, one in sizes[0].items():
-        two = sizes[1].get(name, 0)
+    shapes = [_shapes(model, batch, path) for batch in (1, 2)]
+    sizes = [{name: math.prod(shape) for name, shape in at_batch.items()} for at_batch in shapes]
+    computed = [output for node in model.graph.node for output in node.output if output]
+    for name in computed:
+        one, two = sizes[0].get(name), sizes[1].get(name, 0)
+        if one is None:
+            raise _refused(path, f"the size of its tensor {name[:40]!r} is not known before it runs")
         if one > MAX_VALUES_PER_PICTURE or two not in (one, 2 * one):
             raise _refused(
                 path,
                 f"its tensor {name[:40]!r} holds {one:,} values for one picture and {two:,} for two (at most "
                 f"{MAX_VALUES_PER_PICTURE:,} per picture, in proportion to the batch)",
             )
+    total = sum(sizes[0][name] for name in computed)
+    work = sum(_multiply_adds(node, shapes[0]) for node in model.graph.node)
+    if total > MAX_TOTAL_VALUES_PER_PICTURE or work > MAX_MULTIPLY_ADDS_PER_PICTURE:
+        raise _refused(
+            path,
+            f"it computes {total:,} values and {work:,} multiply-adds for one picture (at most "
+            f"{MAX_TOTAL_VALUES_PER_PICTURE:,} and {MAX_MULTIPLY_ADDS_PER_PICTURE:,})",
+        )
 
 
-def _tensor_sizes(model: Any, batch: int, path: str | Path) -> dict[str, int]:
-    """Every tensor's number of values, by onnx's shape inference with the batch dimension set to `batch`."""
+def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape (inputs, weights and what the nodes compute), by onnx's shape inference with the
+    batch dimension set to `batch`; a tensor whose shape it cannot fix is left out."""
     import onnx
 
     fixed = onnx.ModelProto()
@@ -74,13 +91,29 @@ def _tensor_sizes(model: Any, batch: int, path: str | Path) -> dict[str, int]:
         inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True)
     except Exception as err:  # onnx's InferenceError and ValidationError
         raise _refused(path, f"its shapes cannot be inferred ({str(err).splitlines()[0][:150]})") from err
-    sizes = {}
-    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+    graph = inferred.graph
+    shapes = {weights.name: tuple(weights.dims) for weights in graph.initializer}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
         dims = value.type.tensor_type.shape.dim
-        if not all(d.HasField("dim_value") for d in dims):
-            raise _refused(path, f"the size of its tensor {value.name[:40]!r} is not known before it runs")
-        sizes[value.name] = math.prod(d.dim_value for d in dims)
-    return sizes
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def _multiply_adds(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
+    """The multiply-adds of a layer that multiplies (the rest do about one operation per value they make)."""
+    if node.op_type not in {"Conv", "ConvTranspose", "Gemm", "MatMul"} or node.output[0] not in shapes:
+        return 0
+    made, first, second = math.prod(shapes[node.output[0]]), shapes.get(node.input[0]), shapes.get(node.input[1])
+    if not first or not second:
+        return made  # shapes that shape inference accepted but did not fix: counted as cheap
+    if node.op_type == "Conv":  # weights (out channels, in channels / groups, *kernel)
+        return made * math.prod(second[1:])
+    if node.op_type == "ConvTranspose":  # weights (in channels, out channels / groups, *kernel)
+        return math.prod(first) * math.prod(second[1:])
+    trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+    inner = first[0] if node.op_type == "Gemm" and trans_a else first[-1]
+    return made * inner
 
 
 def _refused(path: str | Path, why: str) -> InputError:
