@@ -278,11 +278,34 @@ def test_a_model_checkpoint_ranking_lightning_cannot_use_is_refused(
             lambda c: c["optimizer_states"][0]["param_groups"][0].update(lr="x"),
             "its optimizer's `lr` ('x') is not what this run's Adam keeps there",
         ),
+        (
+            lambda c: c["optimizer_states"][0]["state"][0].update(exp_avg=torch.tensor(0.0)),
+            "its optimizer state for parameter 0 does not fit that parameter",
+        ),
+        (
+            lambda c: c["optimizer_states"][0]["state"][0].update(
+                exp_avg=torch.zeros(1).expand(c["optimizer_states"][0]["state"][0]["exp_avg"].shape)
+            ),
+            "its optimizer state for parameter 0 does not fit that parameter",
+        ),
+        (
+            lambda c: c["optimizer_states"][0]["state"][0].update(step=torch.tensor(True)),
+            "its optimizer state for parameter 0 does not fit that parameter",
+        ),
+        (
+            lambda c: c["optimizer_states"][0]["param_groups"][0].update(capturable=True),
+            "its optimizer's `capturable` (True) is not what this run's Adam keeps there",
+        ),
         (lambda c: c.update(optimizer_states={}), "its optimizer state is not one Adam's"),
         (lambda c: c.pop("optimizer_states"), "holds weights but no optimizer state"),
         (lambda c: c.update(lr_schedulers=[]), "it holds 0 LR schedule state(s) where this run has 1"),
         (lambda c: c["lr_schedulers"][0].update(total_steps="x"), "its LR schedule's step counts"),
         (lambda c: c["lr_schedulers"][0].update(last_epoch=10**9), "its LR schedule's step counts"),
+        (
+            lambda c: c["lr_schedulers"][0]["_schedule_phases"][0].update(start_lr="params"),
+            "its LR schedule's `_schedule_phases`",
+        ),
+        (lambda c: c["lr_schedulers"][0].update(_schedule_phases=[]), "its LR schedule's `_schedule_phases`"),
     ],
     ids=[
         "progress not a dict",
@@ -291,11 +314,17 @@ def test_a_model_checkpoint_ranking_lightning_cannot_use_is_refused(
         "moment of another shape",
         "state of a parameter it lacks",
         "lr not a number",
+        "moment of no dimension",
+        "moment expanded from one number",
+        "step a bool",
+        "capturable on a CPU run",
         "no optimizer",
         "weights only",
         "no schedule",
         "schedule length not a number",
         "schedule past its end",
+        "schedule phase reading another key",
+        "schedule without phases",
     ],
 )
 def test_resume_refuses_a_damaged_checkpoint(
@@ -463,6 +492,21 @@ def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: 
     cfg = compose_train(f"data.data_dir={synthetic_data_dir}", *QUICK, *overrides)  # as quick_checkpoint's
     check_optimizer_state(load_checkpoint(path), path, cfg.model)  # what a resume checks besides
     check_schedule_state(load_checkpoint(path), path, cfg.model)
+
+
+def test_a_resume_takes_an_optimizer_state_without_the_newer_flags(
+    real_checkpoint: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    """An older torch wrote fewer flags in each parameter group; loading fills in their defaults, so such a
+    state is not refused (a missing number, such as lr, is)."""
+    checkpoint = torch.load(real_checkpoint, weights_only=True)
+    for group in checkpoint["optimizer_states"][0]["param_groups"]:
+        del group["decoupled_weight_decay"], group["fused"]
+    cfg = compose_train(f"data.data_dir={synthetic_data_dir}", *QUICK, "model=cnn", "model.net.channels=[4,4]")
+    check_optimizer_state(checkpoint, "older.ckpt", cfg.model)
+    del checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]
+    with pytest.raises(CheckpointError, match="its optimizer's `lr` \\('missing'\\)"):
+        check_optimizer_state(checkpoint, "older.ckpt", cfg.model)
 
 
 def test_allowlist_holds_classes_not_modules() -> None:

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import PLAIN_DTYPES, meta_net
+from mnist_classifier.checkpoint.loader import meta_net
 from mnist_classifier.errors import CheckpointError, shown
 
 
@@ -64,38 +64,65 @@ def check_optimizer_state(checkpoint: dict[str, Any], path: str | Path, model_co
             )
     for index, values in state.items():
         fits = isinstance(index, int) and 0 <= index < len(params) and isinstance(values, dict)
-        if not (fits and all(_fits(value, params[index].shape) for value in values.values())):
+        if not (fits and all(_fits(key, value, params[index].shape) for key, value in values.items())):
             raise _damaged(path, f"its optimizer state for parameter {shown(index)} does not fit that parameter")
 
 
 def check_schedule_state(checkpoint: dict[str, Any], path: str | Path, model_config: DictConfig) -> None:
-    """One schedule state where this run has a schedule, torch's step counters in it plain counts, and a
-    schedule planned over a number of steps not stepped past its end."""
+    """One schedule state where this run has a schedule, of the same keys and kinds as the schedule this
+    run builds (over the stored length, for one planned over the run), not stepped past its end."""
     stored = checkpoint.get("lr_schedulers", [])
     planned = 1 if model_config.get("scheduler") else 0
     if not (isinstance(stored, list) and len(stored) == planned and all(isinstance(s, dict) for s in stored)):
         count = len(stored) if isinstance(stored, list) else shown(stored)
         raise _damaged(path, f"it holds {count} LR schedule state(s) where this run has {planned}", another_recipe=True)
-    for schedule in stored:
-        counts = {key: schedule[key] for key in ("last_epoch", "_step_count", "total_steps") if key in schedule}
-        plain = all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counts.values())
-        if not plain or counts.get("last_epoch", 0) > counts.get("total_steps", float("inf")):
-            raise _damaged(path, f"its LR schedule's step counts ({shown(counts)}) are not what torch writes")
+    if not stored:
+        return
+    (schedule,) = stored
+    counts = {key: schedule[key] for key in ("last_epoch", "_step_count", "total_steps") if key in schedule}
+    plain = all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counts.values())
+    if not plain or counts.get("last_epoch", 0) > counts.get("total_steps", float("inf")):
+        raise _damaged(path, f"its LR schedule's step counts ({shown(counts)}) are not what torch writes")
+    params = list(meta_net(checkpoint["hyper_parameters"]["net"], path).parameters())
+    make = instantiate(model_config.scheduler)
+    length = {"total_steps": schedule["total_steps"]} if "total_steps" in schedule else {}
+    fresh = make(optimizer=instantiate(model_config.optimizer)(params=params), **length).state_dict()
+    # a key the state lacks keeps this run's value when loaded; one it adds would shadow the schedule's own
+    # attribute (a stored `step` replaces its step method), so it is refused
+    keys = sorted(schedule.keys() - fresh.keys()) + [key for key in fresh if key in schedule]
+    odd = next((key for key in keys if not _same_kind(schedule[key], fresh.get(key, ...))), None)
+    if odd is not None:
+        raise _damaged(
+            path,
+            f"its LR schedule's `{odd}` ({shown(schedule.get(odd, 'missing'))}) is not what this run's "
+            f"{type(make.func).__name__} keeps there",
+            another_recipe=True,
+        )
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _flag_or_number(value: Any) -> bool:
+    return value is None or isinstance(value, bool) or _is_number(value)
+
+
 def _same_kind(stored: Any, fresh: Any) -> bool:
-    """bools and flags left unset (None) are interchangeable; numbers with numbers; sequences item by item."""
-    if isinstance(fresh, bool) or fresh is None:
-        return stored is None or isinstance(stored, bool)
+    """Numbers (a learning rate, a step) may differ from this run's; anything else must be this run's: a
+    flag (capturable=True on a CPU run fails in torch's step), a name (a schedule phase's `start_lr` names
+    the parameter-group key it reads), a mapping's keys, a list's length."""
     if _is_number(fresh):
         return _is_number(stored)
     if isinstance(fresh, list | tuple):
         return isinstance(stored, list | tuple) and len(stored) == len(fresh) and all(map(_same_kind, stored, fresh))
-    return type(stored) is type(fresh)
+    if isinstance(fresh, dict):
+        return (
+            isinstance(stored, dict)
+            and stored.keys() == fresh.keys()
+            and all(_same_kind(stored[key], value) for key, value in fresh.items())
+        )
+    return type(stored) is type(fresh) and not isinstance(fresh, torch.Tensor) and stored == fresh
 
 
 def _odd_group_key(group: Any, fresh: dict[str, Any]) -> str | None:
@@ -104,22 +131,27 @@ def _odd_group_key(group: Any, fresh: dict[str, Any]) -> str | None:
         return "param_groups"
     if group.get("params") != fresh["params"]:
         return "params"
-    missing_or_other = [key for key, value in fresh.items() if key not in group or not _same_kind(group[key], value)]
-    scheduled = [key for key, value in group.items() if key not in fresh and not _is_number(value)]
-    return next(iter(missing_or_other + scheduled), None)
+    # a flag the group lacks takes torch's default when loaded (an older torch wrote fewer); a number may not
+    missing = [key for key, value in fresh.items() if key not in group and _is_number(value)]
+    other = [key for key, value in fresh.items() if key in group and not _same_kind(group[key], value)]
+    # what the schedule adds (initial_lr, max_lr, ...) is numbers; an older torch's flags are bools or None
+    extra = [key for key, value in group.items() if key not in fresh and not _flag_or_number(value)]
+    return next(iter(missing + other + extra), None)
 
 
-def _fits(value: Any, shape: torch.Size) -> bool:
-    """A per-parameter optimizer tensor: a dense CPU tensor of a real type, a count or the parameter's shape."""
-    if value is None:  # SGD keeps None for a momentum buffer it has not made yet
-        return True
-    return (
-        isinstance(value, torch.Tensor)
-        and value.dtype in PLAIN_DTYPES
-        and value.layout == torch.strided
-        and value.device.type == "cpu"
-        and (value.dim() == 0 or value.shape == shape)
-    )
+def _fits(key: Any, value: Any, shape: torch.Size) -> bool:
+    """A per-parameter optimizer value: a one-number step count under `step`, else a dense CPU floating-point
+    tensor of the parameter's shape, in its memory format (or None: SGD's momentum buffer before its first
+    step)."""
+    if value is None:
+        return key != "step"
+    plain = isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type == "cpu"
+    if not (plain and value.is_floating_point()):
+        return False
+    if key == "step":
+        return value.dim() == 0
+    dense = value.is_contiguous() or (value.dim() == 4 and value.is_contiguous(memory_format=torch.channels_last))
+    return value.shape == shape and dense  # not an expanded view (its steps write to one place many times)
 
 
 def _damaged(path: str | Path, what: str, another_recipe: bool = False) -> CheckpointError:
