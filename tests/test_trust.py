@@ -18,7 +18,7 @@ from test_configs import compose_train, options
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.checkpoint.loader import load_checkpoint
-from mnist_classifier.checkpoint.resume_state import check_optimizer_state, check_schedule_state
+from mnist_classifier.checkpoint.resume_state import check_optimizer_and_schedule
 from mnist_classifier.checkpoint.trust import allowed_targets
 from mnist_classifier.errors import CheckpointError
 from mnist_classifier.models.from_checkpoint import build_model
@@ -490,8 +490,7 @@ def test_every_legit_checkpoint_loads(overrides: list[str], synthetic_data_dir: 
     net = load_net(path)  # predict.py's, serve.py's and export.py's network alone
     assert all(torch.equal(value, saved[f"net.{key}"]) for key, value in net.state_dict().items())
     cfg = compose_train(f"data.data_dir={synthetic_data_dir}", *QUICK, *overrides)  # as quick_checkpoint's
-    check_optimizer_state(load_checkpoint(path), path, cfg.model)  # what a resume checks besides
-    check_schedule_state(load_checkpoint(path), path, cfg.model)
+    check_optimizer_and_schedule(load_checkpoint(path), path, cfg.model)  # what a resume checks besides
 
 
 def test_a_resume_takes_an_optimizer_state_without_the_newer_flags(
@@ -503,10 +502,10 @@ def test_a_resume_takes_an_optimizer_state_without_the_newer_flags(
     for group in checkpoint["optimizer_states"][0]["param_groups"]:
         del group["decoupled_weight_decay"], group["fused"]
     cfg = compose_train(f"data.data_dir={synthetic_data_dir}", *QUICK, "model=cnn", "model.net.channels=[4,4]")
-    check_optimizer_state(checkpoint, "older.ckpt", cfg.model)
+    check_optimizer_and_schedule(checkpoint, "older.ckpt", cfg.model)
     del checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]
     with pytest.raises(CheckpointError, match="its optimizer's `lr` \\('missing'\\)"):
-        check_optimizer_state(checkpoint, "older.ckpt", cfg.model)
+        check_optimizer_and_schedule(checkpoint, "older.ckpt", cfg.model)
 
 
 def test_allowlist_holds_classes_not_modules() -> None:

@@ -130,8 +130,8 @@ def _read_pickled(file: Path, path: str) -> Any:
         raise _unreadable(path, err) from err
 
 
-def _odd_weight(name: str, value: Any) -> str | None:
-    """How a stored weight differs from a dense CPU tensor of real numbers, or None if it does not."""
+def odd_tensor(name: str, value: Any) -> str | None:
+    """How a stored value differs from a dense CPU tensor of real numbers, or None if it does not."""
     if not isinstance(value, torch.Tensor):
         return f"{name} ({type(value).__name__})"
     if value.dtype not in PLAIN_DTYPES or value.layout != torch.strided or value.device.type != "cpu":
@@ -141,7 +141,7 @@ def _odd_weight(name: str, value: Any) -> str | None:
 
 def _check_plain_tensors(state_dict: Any, key: str, path: str) -> None:
     if isinstance(state_dict, dict):
-        odd = [found for name, value in state_dict.items() if (found := _odd_weight(name, value))]
+        odd = [found for name, value in state_dict.items() if (found := odd_tensor(name, value))]
     else:
         odd = [f"{key} itself"]
     if odd:
@@ -180,7 +180,7 @@ def _check_best_k(state: dict[str, Any], path: str) -> None:
     same folder removes from that ranking when a better one comes (a KeyError inside Lightning if it is not
     there, a TypeError if a score is not a number)."""
     best_k, kth = state.get("best_k_models") or {}, state.get("kth_best_model_path")
-    scores_ok = all(isinstance(s, torch.Tensor) and s.numel() == 1 and s.dtype in PLAIN_DTYPES for s in best_k.values())
+    scores_ok = all(odd_tensor(name, s) is None and s.numel() == 1 for name, s in best_k.items())
     if not scores_ok or kth not in {"", None, *best_k}:
         raise CheckpointError(
             f"ckpt_path={path}: its ModelCheckpoint state does not rank the files it keeps as Lightning does "

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from mnist_classifier.checkpoint.loader import meta_net
+from mnist_classifier.checkpoint.loader import meta_net, odd_tensor
 from mnist_classifier.errors import CheckpointError, shown
 
 
@@ -34,10 +34,9 @@ def check_training_progress(checkpoint: dict[str, Any], path: str | Path) -> Non
         )
 
 
-def check_optimizer_state(checkpoint: dict[str, Any], path: str | Path, model_config: DictConfig) -> None:
-    """The stored state against this run's optimizer, built over the stored network's parameters on the
-    meta device: the same parameter groups holding values of the same kinds (the schedule adds numbers
-    of its own), and per-parameter tensors that are a step count or of the parameter's shape."""
+def check_optimizer_and_schedule(checkpoint: dict[str, Any], path: str | Path, model_config: DictConfig) -> None:
+    """The stored optimizer and schedule states against this run's, built once over the stored network's
+    parameters on the meta device."""
     if "optimizer_states" not in checkpoint:
         raise CheckpointError(
             f"ckpt_path={path} holds weights but no optimizer state (exported weights, or a weights-only "
@@ -46,6 +45,13 @@ def check_optimizer_state(checkpoint: dict[str, Any], path: str | Path, model_co
         )
     params = list(meta_net(checkpoint["hyper_parameters"]["net"], path).parameters())
     optimizer = instantiate(model_config.optimizer)(params=params)
+    _check_optimizer_state(checkpoint, path, optimizer, params)  # before the schedule adds to its groups
+    _check_schedule_state(checkpoint, path, model_config, optimizer)
+
+
+def _check_optimizer_state(checkpoint: dict[str, Any], path: str | Path, optimizer: Any, params: list[Any]) -> None:
+    """The same parameter groups holding values of the same kinds (the schedule adds numbers of its own),
+    and per-parameter tensors that are a step count or of the parameter's shape."""
     fresh_groups = optimizer.state_dict()["param_groups"]
     stored = checkpoint.get("optimizer_states")
     one = stored[0] if isinstance(stored, list) and len(stored) == 1 and isinstance(stored[0], dict) else {}
@@ -68,7 +74,9 @@ def check_optimizer_state(checkpoint: dict[str, Any], path: str | Path, model_co
             raise _damaged(path, f"its optimizer state for parameter {shown(index)} does not fit that parameter")
 
 
-def check_schedule_state(checkpoint: dict[str, Any], path: str | Path, model_config: DictConfig) -> None:
+def _check_schedule_state(
+    checkpoint: dict[str, Any], path: str | Path, model_config: DictConfig, optimizer: Any
+) -> None:
     """One schedule state where this run has a schedule, of the same keys and kinds as the schedule this
     run builds (over the stored length, for one planned over the run), not stepped past its end."""
     stored = checkpoint.get("lr_schedulers", [])
@@ -83,10 +91,9 @@ def check_schedule_state(checkpoint: dict[str, Any], path: str | Path, model_con
     plain = all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counts.values())
     if not plain or counts.get("last_epoch", 0) > counts.get("total_steps", float("inf")):
         raise _damaged(path, f"its LR schedule's step counts ({shown(counts)}) are not what torch writes")
-    params = list(meta_net(checkpoint["hyper_parameters"]["net"], path).parameters())
     make = instantiate(model_config.scheduler)
     length = {"total_steps": schedule["total_steps"]} if "total_steps" in schedule else {}
-    fresh = make(optimizer=instantiate(model_config.optimizer)(params=params), **length).state_dict()
+    fresh = make(optimizer=optimizer, **length).state_dict()
     # a key the state lacks keeps this run's value when loaded; one it adds would shadow the schedule's own
     # attribute (a stored `step` replaces its step method), so it is refused
     keys = sorted(schedule.keys() - fresh.keys()) + [key for key in fresh if key in schedule]
@@ -145,8 +152,7 @@ def _fits(key: Any, value: Any, shape: torch.Size) -> bool:
     step)."""
     if value is None:
         return key != "step"
-    plain = isinstance(value, torch.Tensor) and value.layout == torch.strided and value.device.type == "cpu"
-    if not (plain and value.is_floating_point()):
+    if odd_tensor(str(key), value) is not None or not value.is_floating_point():
         return False
     if key == "step":
         return value.dim() == 0

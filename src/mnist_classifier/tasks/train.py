@@ -11,11 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import check_weights, load_checkpoint
-from mnist_classifier.checkpoint.resume_state import (
-    check_optimizer_state,
-    check_schedule_state,
-    check_training_progress,
-)
+from mnist_classifier.checkpoint.resume_state import check_optimizer_and_schedule, check_training_progress
 from mnist_classifier.errors import CheckpointError, keys_under
 from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
@@ -46,8 +42,7 @@ def check_resume(ckpt_path: str, cfg: DictConfig) -> None:
         )
     check_weights(checkpoint, ckpt_path)
     check_training_progress(checkpoint, ckpt_path)
-    check_optimizer_state(checkpoint, ckpt_path, cfg.model)
-    check_schedule_state(checkpoint, ckpt_path, cfg.model)
+    check_optimizer_and_schedule(checkpoint, ckpt_path, cfg.model)
     progress = checkpoint.get("training_progress", {})
     done, planned = progress.get("epochs_completed"), cfg.trainer.max_epochs
     if progress.get("finished") or (isinstance(done, int) and done >= planned):
