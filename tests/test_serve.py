@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from selenium.webdriver.remote.webelement import WebElement
 
 CANVAS = 280
-UPLOAD_LIMIT, IN_FLIGHT, UPLOAD_TIMEOUT = 1_000_000, 4, 1
+UPLOAD_LIMIT, IN_FLIGHT, UPLOAD_TIMEOUT, HEADER_TIMEOUT = 1_000_000, 4, 1, 2
 # serve.py as `python serve.py ...`, reporting at exit which of torch and Lightning it had imported
 REPORT_IMPORTS = (
     "import atexit, runpy, sys; "
@@ -90,7 +90,7 @@ def serve(*args: str, run_dir: Path, **popen: Any) -> Iterator[tuple[str, subpro
 def onnx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     folder = tmp_path_factory.mktemp("serve")
     limits = [f"limits.max_upload_bytes={UPLOAD_LIMIT}", f"limits.max_in_flight={IN_FLIGHT}",
-              f"limits.upload_timeout_s={UPLOAD_TIMEOUT}"]  # fmt: skip
+              f"limits.upload_timeout_s={UPLOAD_TIMEOUT}", f"limits.header_timeout_s={HEADER_TIMEOUT}"]  # fmt: skip
     yield from serve(f"model_path={tiny_onnx(folder / 'tiny.onnx')}", *limits, run_dir=folder / "run")
 
 
@@ -207,6 +207,58 @@ def test_a_slow_sender_times_out(url: str) -> None:
         status, answer = status_of(sock)
     assert status == 408 and "upload_timeout_s" in answer
     assert UPLOAD_TIMEOUT - 0.2 < time.monotonic() - began < UPLOAD_TIMEOUT + 5
+
+
+def trickle_headers(sock: socket.socket, head: bytes) -> tuple[int, str, float]:
+    """Sends `head`, then one header line every 0.25 s until the server answers; the status, answer and seconds."""
+    began = time.monotonic()
+    sock.sendall(head)
+    for line in itertools.count():
+        if select.select([sock], [], [], 0.25)[0] or time.monotonic() - began > HEADER_TIMEOUT + 10:
+            break
+        with contextlib.suppress(OSError):
+            sock.sendall(b"X-Slow-%d: 1\r\n" % line)
+    status, answer = status_of(sock)
+    return status, answer, time.monotonic() - began
+
+
+def test_headers_sent_slowly_time_out(url: str) -> None:
+    """Slowloris: uvicorn bounds a keep-alive pause and our app the body, but nothing bounded the headers: a
+    client sending a header line every 0.25 s held its connection for as long as it went on."""
+    with connect(url) as sock:
+        status, answer, seconds = trickle_headers(sock, b"POST /predict HTTP/1.1\r\nHost: test\r\n")
+        assert sock.recv(1) == b"", "the server closed the connection"
+    assert status == 408 and "limits.header_timeout_s" in answer
+    assert HEADER_TIMEOUT - 0.2 < seconds < HEADER_TIMEOUT + 5
+
+
+def test_the_header_clock_restarts_after_each_response_on_a_kept_alive_connection(url: str) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    with connect(url) as sock:
+        for _ in range(2):  # a connection kept alive, used at an ordinary pace for longer than the limit
+            time.sleep(HEADER_TIMEOUT * 0.6)
+            sock.sendall(request)
+            assert status_of(sock)[0] == 200
+        status, _, seconds = trickle_headers(sock, b"GET /health HTTP/1.1\r\n")
+    assert status == 408 and HEADER_TIMEOUT - 0.2 < seconds < HEADER_TIMEOUT + 5
+
+
+def test_many_silent_or_slow_connections_are_all_closed_and_the_server_answers_meanwhile(url: str) -> None:
+    idle = [connect(url) for _ in range(100)]
+    try:
+        for sock in idle[::2]:
+            sock.sendall(b"POST /predict HTTP/1.1\r\n")
+        assert httpx.get(url + "health").status_code == 200
+        time.sleep(HEADER_TIMEOUT + 0.5)
+        for sock in idle:
+            sock.settimeout(5)
+            answer = b""
+            while data := sock.recv(65536):  # until the server closes the connection
+                answer += data
+            assert answer.startswith(b"HTTP/1.1 408 ")
+    finally:
+        for sock in idle:
+            sock.close()
 
 
 def test_a_client_that_hangs_up_mid_upload_is_a_refusal_not_a_server_error() -> None:
@@ -473,6 +525,7 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
         ({}, "serve.py needs exactly one model"),
         ({"limits": {"max_batch": 0}}, "limits.max_batch must be a whole number >= 1"),
         ({"limits": {"upload_timeout_s": -1}}, "limits.upload_timeout_s must be a number of seconds > 0"),
+        ({"limits": {"header_timeout_s": 0}}, "limits.header_timeout_s must be a number of seconds > 0"),
         ({"limits": {"max_uploads": 3}}, "limits.max_uploads is not a limit"),
         ({"port": 70000}, "port must be a whole number from 1 to 65535"),
         ({"decode_processes": -1}, "decode_processes must be a whole number >= 0, or null for one fewer than"),
