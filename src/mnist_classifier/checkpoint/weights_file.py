@@ -16,6 +16,9 @@ from mnist_classifier.utils.atomic import write_text, write_with
 SUFFIX = ".safetensors"
 FORMAT = "mnist-classifier/weights-v1"
 MAX_CONFIG_BYTES = 1_000_000
+# the JSON header that lists the tensors (experiment=cnn_best's: about 1 KB). safetensors itself takes up to
+# 100 MB, and reading a header of many empty tensors takes about 37x its size in memory: 89 MB took 3.3 GB
+MAX_HEADER_BYTES = 1_000_000
 
 
 def config_path(weights: Path) -> Path:
@@ -55,6 +58,15 @@ def read_weights(path: Path, given: str) -> dict[str, Any]:
             f"ckpt_path={given}: {config_file.name} is not a model config export.py writes (no `format: {FORMAT}`)."
         )
     try:
+        with path.open("rb") as file:
+            header_bytes = int.from_bytes(file.read(8), "little")  # safetensors' layout: the header's length first
+        if header_bytes > MAX_HEADER_BYTES:
+            raise CheckpointError(
+                f"ckpt_path={given}: its safetensors header is {header_bytes:,} bytes, over the "
+                f"{MAX_HEADER_BYTES:,} a network's list of tensors needs (reading a header that large takes "
+                "gigabytes). It is not a file export.py writes; export the checkpoint again with python "
+                "export.py ckpt_path=... format=safetensors."
+            )
         tensors = load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
