@@ -289,6 +289,32 @@ def batch_squared_onnx(path: Path) -> Path:
     return graph_onnx(path, nodes, [])
 
 
+def shape_arithmetic_onnx(path: Path) -> Path:
+    """Rows of ones expanded to N + (N - 1)(N - 2) x 1000 rows, a count computed from the batch (Shape): one
+    and two rows at batches of 1 and 2, as a proportionate graph, and 3.9 million rows (12 GB) at serve.py's
+    batch of 64."""
+    helper = onnx.helper
+    constants = [onnx.numpy_helper.from_array(np.array(value, np.int64), name)
+                 for name, value in (("zero", 0), ("one", 1), ("two", 2), ("thousand", 1000), ("axis", [0]),
+                                     ("width", [784]))]  # fmt: skip
+    ones = onnx.numpy_helper.from_array(np.ones((1, 784), np.float32), "ones")
+    nodes = [
+        helper.make_node("Shape", ["flat"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"]),
+        helper.make_node("Sub", ["n", "one"], ["n1"]),
+        helper.make_node("Sub", ["n", "two"], ["n2"]),
+        helper.make_node("Mul", ["n1", "n2"], ["product"]),
+        helper.make_node("Mul", ["product", "thousand"], ["extra"]),
+        helper.make_node("Add", ["extra", "n"], ["rows"]),
+        helper.make_node("Unsqueeze", ["rows", "axis"], ["rows1"]),
+        helper.make_node("Concat", ["rows1", "width"], ["size"], axis=0),
+        helper.make_node("Expand", ["ones", "size"], ["many"]),
+        helper.make_node("ReduceSum", ["many", "axis"], ["summed"], keepdims=1),
+        helper.make_node("Add", ["flat", "summed"], ["features"]),
+    ]
+    return graph_onnx(path, nodes, [*constants, ones])
+
+
 def neighbour_reading_onnx(path: Path, location: str) -> Path:
     """A working 10-class graph whose weights are external data: the file `location` in or below the model's
     folder. onnxruntime reads any such file, so a crafted model could serve another file's bytes; it loaded
@@ -322,6 +348,7 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
         (lambda d, run: endless_loop_onnx(d / "loop.onnx"), "it uses the operator 'Loop', which is not a standard"),
         (lambda d, run: broadcast_onnx(d / "wide.onnx", 2000), "holds 1,568,000 values for one picture"),
         (lambda d, run: batch_squared_onnx(d / "square.onnx"), "holds 1 values for one picture and 4 for two"),
+        (lambda d, run: shape_arithmetic_onnx(d / "rows.onnx"), "its Sub computes with the shape of a tensor ('n')"),
         (
             lambda d, run: many_wide_tensors_onnx(d / "many.onnx", 14, 1000),
             "computes 11,762,362 values and 7,840 multiply-adds",
@@ -342,6 +369,7 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
         "endless loop",
         "broadcast",
         "batch squared",
+        "shape arithmetic",
         "many wide tensors",
         "long chain",
         "file beside",
@@ -360,6 +388,36 @@ def test_untrusted_model_files_are_refused(
                      f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+class TorchIdioms(torch.nn.Module):
+    """A user's network written the usual ways: torch.onnx.export makes Shape, Resize, Pad, Slice, Split,
+    Where and Expand of it, which the graph check refused as not standard layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = torch.nn.Conv2d(1, 8, 3), torch.nn.Linear(8 * 14 * 14, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear")[:, :, 2:-2, 2:-2]
+        top, bottom = torch.chunk(x, 2, dim=2)
+        x = torch.relu(self.conv(torch.cat([bottom, top], 2)))
+        x = torch.nn.functional.max_pool2d(x.masked_fill(x > 3, 3.0), 2, ceil_mode=True)
+        x = torch.nn.functional.pad(x, (0, 1, 0, 1))
+        return self.head((x * x[:, :1].expand_as(x)).flatten(1))
+
+
+def test_a_network_written_with_common_torch_idioms_exports_to_onnx_and_predicts(tmp_path: Path) -> None:
+    from mnist_classifier.models.probability_model import ProbabilityModel
+    from mnist_classifier.tasks.export import export_onnx, torch_predictor
+
+    model = ProbabilityModel(TorchIdioms()).eval()
+    predict = export_onnx(model, tmp_path / "model.onnx", {})  # loads it back through the graph check
+    operators = {node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node}
+    assert {"Shape", "Resize", "Pad", "Slice", "Expand"} <= operators
+    pixels = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    assert np.allclose(predict(pixels), torch_predictor(model)(pixels), atol=1e-5)
 
 
 def test_export_refuses_what_it_cannot_export(checkpoint: Path, tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 A graph is a program of operators. onnxruntime runs no Python, but a 32 KB graph can loop 2**62 times (Loop)
 or allocate 10 GB (ConstantOfShape, Expand, broadcasting), on every batch, and a signal cannot stop it. So a
-graph is run only if it is made of standard layers (no control flow, no operators that compute shapes), and
-if onnx's shape inference gives every tensor a known size, at most MAX_VALUES_PER_PICTURE per picture and
-growing with the batch in proportion: with no shape arithmetic, a tensor's size is a constant times a power
-of the batch, so sizes at batches of 1 and 2 settle it for every batch."""
+graph is run only if it is made of standard layers (no control flow), and if onnx's shape inference gives
+every tensor a known size, at most MAX_VALUES_PER_PICTURE per picture and growing with the batch in
+proportion. A shape read from a tensor (Shape, as torch.onnx.export writes for interpolate or expand_as) may
+only be moved around (sliced, gathered, concatenated) and used as a size, never computed with: then every
+dimension is a number or the batch, a tensor's size is a constant times a power of the batch, and sizes at
+batches of 1 and 2 settle it for every batch (a batch times itself shows as 4x at a batch of 2)."""
 
 from __future__ import annotations
 
@@ -24,8 +26,18 @@ ALLOWED_OPS = frozenset(
      "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Gelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
      "Softplus", "Clip", "Erf", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Neg",
      "Abs", "Max", "Min", "Sum", "Mean", "Cast", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceMax",
-     "ReduceMin", "ReduceLogSumExp", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat"}
+     "ReduceMin", "ReduceLogSumExp", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat",
+     # what torch.onnx.export writes for interpolate, pad, slicing, chunk, indexing, expand, repeat,
+     # masked_fill and zeros_like
+     "Resize", "Pad", "Slice", "Split", "Gather", "Expand", "Tile", "Where", "Equal", "Greater", "Less", "Not",
+     "Sign", "Floor", "Ceil", "Round", "Shape", "ConstantOfShape"}
 )  # fmt: skip
+# a shape read from a tensor may pass through these (their first input; any input of Concat), which move its
+# numbers around without computing with them...
+SHAPE_MOVERS = frozenset({"Concat", "Gather", "Slice", "Squeeze", "Unsqueeze", "Identity", "Cast"})
+# ...and end as one of these inputs, which set the size of what a layer makes
+SIZE_INPUTS = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Resize": {1, 2, 3}, "Tile": {1}, "Pad": {1},
+               "Slice": {1, 2, 3, 4}, "Gather": {1}}  # fmt: skip
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 # 36x the largest activation of experiment=cnn_best and twice its largest weight matrix
 MAX_VALUES_PER_PICTURE = 1_000_000
@@ -53,6 +65,7 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS or node.op_type not in ALLOWED_OPS:
             raise _refused(path, f"it uses the operator {node.op_type[:40]!r}, which is not a standard layer")
+    _check_shapes_are_not_computed(model.graph.node, path)
     shapes = [_shapes(model, batch, path) for batch in (1, 2)]
     sizes = [{name: math.prod(shape) for name, shape in at_batch.items()} for at_batch in shapes]
     computed = [output for node in model.graph.node for output in node.output if output]
@@ -74,6 +87,25 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
             f"it computes {total:,} values and {work:,} multiply-adds for one picture (at most "
             f"{MAX_TOTAL_VALUES_PER_PICTURE:,} and {MAX_MULTIPLY_ADDS_PER_PICTURE:,})",
         )
+
+
+def _check_shapes_are_not_computed(nodes: Any, path: str | Path) -> None:
+    """Follows every shape read from a tensor (to a fixed point: a crafted graph need not be in order) and
+    refuses one that meets arithmetic: the batch times itself (or plus one) makes sizes that grow faster
+    than the batch, which sizes at batches of 1 and 2 do not show."""
+    shapes: set[str] = set()
+    grown = True
+    while grown:
+        before = len(shapes)
+        for node in nodes:
+            carried = {i for i, name in enumerate(node.input) if name in shapes}
+            moved = node.op_type in SHAPE_MOVERS and (0 in carried or (node.op_type == "Concat" and carried))
+            if node.op_type == "Shape" or moved:
+                shapes.update(node.output)
+            elif misused := sorted(carried - SIZE_INPUTS.get(node.op_type, set())):
+                name = node.input[misused[0]][:40]
+                raise _refused(path, f"its {node.op_type[:40]} computes with the shape of a tensor ({name!r})")
+        grown = len(shapes) > before
 
 
 def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ...]]:
@@ -119,7 +151,7 @@ def _multiply_adds(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
 def _refused(path: str | Path, why: str) -> InputError:
     return InputError(
         f"model_path={path} is refused: {why}. A graph from elsewhere is run only if it is made of standard "
-        f"layers (no loops, conditions or operators that compute shapes) with tensors of bounded size, so that a "
+        f"layers (no loops or conditions, no arithmetic on shapes) with tensors of bounded size, so that a "
         f"crafted one cannot run forever or fill the memory; export.py writes such graphs. Pass a model "
         f"written by export.py, e.g. {EXPORT_EXAMPLE}."
     )
