@@ -65,19 +65,23 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS or node.op_type not in ALLOWED_OPS:
             raise _refused(path, f"it uses the operator {node.op_type[:40]!r}, which is not a standard layer")
+    _check_order(model.graph, path)
     _check_shapes_are_not_computed(model.graph.node, path)
     shapes = [_shapes(model, batch, path) for batch in (1, 2)]
     sizes = [{name: math.prod(shape) for name, shape in at_batch.items()} for at_batch in shapes]
     computed = [output for node in model.graph.node for output in node.output if output]
+    # an empty tensor hides how it grows: a slice from row 2 on is empty at batches of 1 and 2
+    constants = {output for node in model.graph.node if node.op_type == "Constant" for output in node.output}
     for name in computed:
         one, two = sizes[0].get(name), sizes[1].get(name, 0)
         if one is None:
             raise _refused(path, f"the size of its tensor {name[:40]!r} is not known before it runs")
-        if one > MAX_VALUES_PER_PICTURE or two not in (one, 2 * one):
+        empty = (one == 0 or two == 0) and name not in constants
+        if empty or one > MAX_VALUES_PER_PICTURE or two not in (one, 2 * one):
             raise _refused(
                 path,
                 f"its tensor {name[:40]!r} holds {one:,} values for one picture and {two:,} for two (at most "
-                f"{MAX_VALUES_PER_PICTURE:,} per picture, in proportion to the batch)",
+                f"{MAX_VALUES_PER_PICTURE:,} per picture and at least one, in proportion to the batch)",
             )
     total = sum(sizes[0][name] for name in computed)
     work = sum(_multiply_adds(node, shapes[0]) for node in model.graph.node)
@@ -89,23 +93,33 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
         )
 
 
+def _check_order(graph: Any, path: str | Path) -> None:
+    """Each node after the nodes it reads, each tensor made once, as ONNX requires. onnxruntime sorts a graph
+    itself, while shape inference reads it in order and takes the file's own word for the shape of a tensor
+    made further down; this check and the rules below read it in order too."""
+    made = {""} | {value.name for value in graph.input} | {weights.name for weights in graph.initializer}
+    for node in graph.node:
+        unknown = [name for name in node.input if name not in made]
+        if unknown:
+            raise _refused(path, f"its tensor {unknown[0][:40]!r} is read before the node that makes it")
+        again = [name for name in node.output if name in made]
+        if again:
+            raise _refused(path, f"its tensor {again[0][:40]!r} is made more than once")
+        made.update(node.output)
+
+
 def _check_shapes_are_not_computed(nodes: Any, path: str | Path) -> None:
-    """Follows every shape read from a tensor (to a fixed point: a crafted graph need not be in order) and
-    refuses one that meets arithmetic: the batch times itself (or plus one) makes sizes that grow faster
-    than the batch, which sizes at batches of 1 and 2 do not show."""
+    """Follows every shape read from a tensor and refuses one that meets arithmetic: the batch times itself
+    (or plus one) makes sizes that grow faster than the batch, which sizes at batches of 1 and 2 do not show."""
     shapes: set[str] = set()
-    grown = True
-    while grown:
-        before = len(shapes)
-        for node in nodes:
-            carried = {i for i, name in enumerate(node.input) if name in shapes}
-            moved = node.op_type in SHAPE_MOVERS and (0 in carried or (node.op_type == "Concat" and carried))
-            if node.op_type == "Shape" or moved:
-                shapes.update(node.output)
-            elif misused := sorted(carried - SIZE_INPUTS.get(node.op_type, set())):
-                name = node.input[misused[0]][:40]
-                raise _refused(path, f"its {node.op_type[:40]} computes with the shape of a tensor ({name!r})")
-        grown = len(shapes) > before
+    for node in nodes:
+        carried = {i for i, name in enumerate(node.input) if name in shapes}
+        moved = node.op_type in SHAPE_MOVERS and (0 in carried or (node.op_type == "Concat" and carried))
+        if node.op_type == "Shape" or moved:
+            shapes.update(node.output)
+        elif misused := sorted(carried - SIZE_INPUTS.get(node.op_type, set())):
+            name = node.input[misused[0]][:40]
+            raise _refused(path, f"its {node.op_type[:40]} computes with the shape of a tensor ({name!r})")
 
 
 def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ...]]:
@@ -115,6 +129,9 @@ def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ..
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
+    del fixed.graph.value_info[:]  # the file's own word on its tensors' shapes: inferred afresh instead
+    for graph_output in fixed.graph.output:
+        graph_output.type.tensor_type.ClearField("shape")
     for graph_input in fixed.graph.input:
         dims = graph_input.type.tensor_type.shape.dim
         if dims:
@@ -133,7 +150,12 @@ def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ..
 
 
 def _multiply_adds(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
-    """The multiply-adds of a layer that multiplies (the rest do about one operation per value they make)."""
+    """The multiply-adds of a layer that multiplies, or the comparisons or additions of a pooling window
+    (the rest do about one operation per value they make)."""
+    if node.op_type in {"MaxPool", "AveragePool"} and node.output[0] in shapes:
+        # a 500x500 window over a million values: 6e10 a picture, in a few bytes of attributes
+        window = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), [])
+        return math.prod(shapes[node.output[0]]) * math.prod(window)
     if node.op_type not in {"Conv", "ConvTranspose", "Gemm", "MatMul"} or node.output[0] not in shapes:
         return 0
     made, first, second = math.prod(shapes[node.output[0]]), shapes.get(node.input[0]), shapes.get(node.input[1])
