@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from selenium.webdriver.remote.webelement import WebElement
 
 CANVAS = 280
-UPLOAD_LIMIT, IN_FLIGHT, UPLOAD_TIMEOUT, HEADER_TIMEOUT = 1_000_000, 4, 1, 2
+UPLOAD_LIMIT, IN_FLIGHT, UPLOAD_TIMEOUT, HEADER_TIMEOUT, REPLY_TIMEOUT = 1_000_000, 4, 1, 2, 2
 # serve.py as `python serve.py ...`, reporting at exit which of torch and Lightning it had imported
 REPORT_IMPORTS = (
     "import atexit, runpy, sys; "
@@ -90,7 +90,8 @@ def serve(*args: str, run_dir: Path, **popen: Any) -> Iterator[tuple[str, subpro
 def onnx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     folder = tmp_path_factory.mktemp("serve")
     limits = [f"limits.max_upload_bytes={UPLOAD_LIMIT}", f"limits.max_in_flight={IN_FLIGHT}",
-              f"limits.upload_timeout_s={UPLOAD_TIMEOUT}", f"limits.header_timeout_s={HEADER_TIMEOUT}"]  # fmt: skip
+              f"limits.upload_timeout_s={UPLOAD_TIMEOUT}", f"limits.header_timeout_s={HEADER_TIMEOUT}",
+              f"limits.reply_timeout_s={REPLY_TIMEOUT}"]  # fmt: skip
     yield from serve(f"model_path={tiny_onnx(folder / 'tiny.onnx')}", *limits, run_dir=folder / "run")
 
 
@@ -259,6 +260,24 @@ def test_many_silent_or_slow_connections_are_all_closed_and_the_server_answers_m
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_client_that_stops_reading_the_replies_is_disconnected(url: str) -> None:
+    """3,000 requests sent at once and no reply read: the server's write waited on the client, its reply never
+    finished, so neither the header clock nor uvicorn's keep-alive applied, and the connection stayed for as
+    long as the client liked (60 s in a review)."""
+    requests = 3000
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/"))))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n" * requests)
+        time.sleep(REPLY_TIMEOUT + 2)
+        sock.settimeout(10)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while data := sock.recv(1 << 20):
+                answer += data
+    assert answer.count(b"HTTP/1.1 200") < requests, "cut off, not served to the end"
 
 
 def test_a_client_that_hangs_up_mid_upload_is_a_refusal_not_a_server_error() -> None:
@@ -526,6 +545,7 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
         ({"limits": {"max_batch": 0}}, "limits.max_batch must be a whole number >= 1"),
         ({"limits": {"upload_timeout_s": -1}}, "limits.upload_timeout_s must be a number of seconds > 0"),
         ({"limits": {"header_timeout_s": 0}}, "limits.header_timeout_s must be a number of seconds > 0"),
+        ({"limits": {"reply_timeout_s": "x"}}, "limits.reply_timeout_s must be a number of seconds > 0"),
         ({"limits": {"max_uploads": 3}}, "limits.max_uploads is not a limit"),
         ({"port": 70000}, "port must be a whole number from 1 to 65535"),
         ({"decode_processes": -1}, "decode_processes must be a whole number >= 0, or null for one fewer than"),

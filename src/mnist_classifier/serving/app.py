@@ -47,6 +47,7 @@ class Limits:
     max_in_flight: int = 64
     upload_timeout_s: float = 10.0
     header_timeout_s: float = 10.0
+    reply_timeout_s: float = 10.0
     max_batch: int = 64
     batch_window_s: float = 0.002
 

@@ -20,7 +20,7 @@ from mnist_classifier.runtime.interrupts import interrupt_handlers
 from mnist_classifier.runtime.run_checks import check_common, check_integer
 from mnist_classifier.serving.app import Limits, create_app
 from mnist_classifier.serving.decoders import PictureDecoders, default_processes
-from mnist_classifier.serving.header_timeout import with_header_timeout
+from mnist_classifier.serving.slow_clients import with_deadlines
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         access_log=False,
         timeout_graceful_shutdown=cfg.get("shutdown_timeout_s"),
         timeout_keep_alive=5,
-        http=with_header_timeout(limits.header_timeout_s),
+        http=with_deadlines(limits.header_timeout_s, limits.reply_timeout_s),
     )
     server = _Server(config)
     decoding = f"{decode_processes} process(es)" if decode_processes else "the server's threads"

@@ -1,10 +1,15 @@
-"""uvicorn's HTTP protocol with a deadline on each request's headers (limits.header_timeout_s).
+"""uvicorn's HTTP protocol with deadlines on slow clients: their headers (limits.header_timeout_s) and
+their reading of our replies (limits.reply_timeout_s).
 
 uvicorn times out an idle keep-alive connection and our app times out a slow body (upload_timeout_s), but
-nothing bounds the headers: a client that opens a connection and sends one header byte every few seconds
-(slowloris) holds a socket for ever, and a few thousand of them use up the server's file descriptors. The
-clock starts when a connection opens and again when a response is finished; the headers must be complete
-before it runs out, or the client gets 408 and the connection is closed, as nginx does (client_header_timeout).
+nothing else: a client that sends one header line every few seconds (slowloris), or that pipelines
+thousands of requests and never reads the replies (the server's write then waits on it), holds a socket for
+ever, and a few thousand of them use up the server's file descriptors.
+- Headers: the clock starts when a connection opens and again when a reply is finished; the headers must be
+  complete before it runs out, or the client gets 408 and the connection is closed, as nginx does
+  (client_header_timeout).
+- Replies: when the client stops taking a reply (the socket's buffers are full and uvicorn pauses writing),
+  it must take more within reply_timeout_s, or the connection is dropped (nginx's send_timeout).
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from typing import ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-def with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
-    """The protocol class for uvicorn.Config(http=...), which builds one per connection, with this deadline."""
-    return type(HeaderTimeoutProtocol.__name__, (HeaderTimeoutProtocol,), {"header_timeout_s": seconds})
+def with_deadlines(header_timeout_s: float, reply_timeout_s: float) -> type[SlowClientProtocol]:
+    """The protocol class for uvicorn.Config(http=...), which builds one per connection, with these deadlines."""
+    deadlines = {"header_timeout_s": header_timeout_s, "reply_timeout_s": reply_timeout_s}
+    return type(SlowClientProtocol.__name__, (SlowClientProtocol,), deadlines)
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
+class SlowClientProtocol(HttpToolsProtocol):
     header_timeout_s: ClassVar[float] = 10.0
+    reply_timeout_s: ClassVar[float] = 10.0
     header_deadline: asyncio.TimerHandle | None = None
+    reply_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -31,6 +39,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_clock()
+        self._stop_reply_clock()
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
@@ -42,6 +51,24 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not next_request_waiting and not self.transport.is_closing():
             self._start_header_clock()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.reply_deadline is None:
+            self.reply_deadline = self.loop.call_later(self.reply_timeout_s, self._reply_not_taken)
+
+    def resume_writing(self) -> None:
+        self._stop_reply_clock()
+        super().resume_writing()
+
+    def _stop_reply_clock(self) -> None:
+        if self.reply_deadline is not None:
+            self.reply_deadline.cancel()
+            self.reply_deadline = None
+
+    def _reply_not_taken(self) -> None:
+        self.reply_deadline = None
+        self.transport.abort()  # closing would wait to send what the client does not take
 
     def _start_header_clock(self) -> None:
         self._stop_header_clock()
