@@ -4,10 +4,12 @@ A graph is a program of operators. onnxruntime runs no Python, but a 32 KB graph
 or allocate 10 GB (ConstantOfShape, Expand, broadcasting), on every batch, and a signal cannot stop it. So a
 graph is run only if it is made of standard layers (no control flow), and if onnx's shape inference gives
 every tensor a known size, at most MAX_VALUES_PER_PICTURE per picture and growing with the batch in
-proportion. A shape read from a tensor (Shape, as torch.onnx.export writes for interpolate or expand_as) may
-only be moved around (sliced, gathered, concatenated) and used as a size, never computed with: then every
+proportion, never empty. A shape read from a tensor (Shape, as torch.onnx.export writes for interpolate or
+expand_as) may only be moved around (sliced, gathered, concatenated) and used as the size of what Reshape,
+Expand, ConstantOfShape or Resize (stretching) make, never computed with nor used to pick a number: then every
 dimension is a number or the batch, a tensor's size is a constant times a power of the batch, and sizes at
-batches of 1 and 2 settle it for every batch (a batch times itself shows as 4x at a batch of 2)."""
+batches of 1 and 2 settle it for every batch (a batch times itself shows as 4x at a batch of 2). Two reviews
+attacked this check; each graph they got through is a test in tests/test_export.py."""
 
 from __future__ import annotations
 
@@ -35,9 +37,12 @@ ALLOWED_OPS = frozenset(
 # a shape read from a tensor may pass through these (their first input; any input of Concat), which move its
 # numbers around without computing with them...
 SHAPE_MOVERS = frozenset({"Concat", "Gather", "Slice", "Squeeze", "Unsqueeze", "Identity", "Cast"})
-# ...and end as one of these inputs, which set the size of what a layer makes
-SIZE_INPUTS = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Resize": {1, 2, 3}, "Tile": {1}, "Pad": {1},
-               "Slice": {1, 2, 3, 4}, "Gather": {1}}  # fmt: skip
+# ...and end as one of these inputs, the size of what a layer makes. Nowhere else: as the indices of a Gather
+# or the ends of a Slice of a table, the batch picks any number from it, and as Pad's pads it adds to a size
+SIZE_INPUTS = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Resize": {3}}
+# the integers a graph computes (shapes, indices): onnx's shape inference stores them dimension by dimension,
+# so a chain of 23 Concats doubling a shape took it 5 GB before any size was checked (a graph computes a few dozen)
+MAX_INTEGERS = 10_000
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 # 36x the largest activation of experiment=cnn_best and twice its largest weight matrix
 MAX_VALUES_PER_PICTURE = 1_000_000
@@ -65,9 +70,16 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS or node.op_type not in ALLOWED_OPS:
             raise _refused(path, f"it uses the operator {node.op_type[:40]!r}, which is not a standard layer")
+        if any(a.name == "keep_aspect_ratio_policy" and a.s != b"stretch" for a in node.attribute):
+            # one scale for every axis, the largest (or smallest) of them: sizes from the batch then grow as
+            # a power of it (max(N, 3)**5 values)
+            raise _refused(
+                path, f"its {node.op_type} keeps the aspect ratio, which makes sizes grow faster than the batch"
+            )
     _check_order(model.graph, path)
     _check_shapes_are_not_computed(model.graph.node, path)
-    shapes = [_shapes(model, batch, path) for batch in (1, 2)]
+    _check_integers(_inferred(model, 2, path, data_prop=False), path)
+    shapes = [_shapes(_inferred(model, batch, path, data_prop=True)) for batch in (1, 2)]
     sizes = [{name: math.prod(shape) for name, shape in at_batch.items()} for at_batch in shapes]
     computed = [output for node in model.graph.node for output in node.output if output]
     # an empty tensor hides how it grows: a slice from row 2 on is empty at batches of 1 and 2
@@ -122,9 +134,9 @@ def _check_shapes_are_not_computed(nodes: Any, path: str | Path) -> None:
             raise _refused(path, f"its {node.op_type[:40]} computes with the shape of a tensor ({name!r})")
 
 
-def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape (inputs, weights and what the nodes compute), by onnx's shape inference with the
-    batch dimension set to `batch`; a tensor whose shape it cannot fix is left out."""
+def _inferred(model: Any, batch: int, path: str | Path, data_prop: bool) -> Any:
+    """The graph as onnx's shape inference sees it with the batch dimension set to `batch` (with
+    `data_prop`, the integers it computes are followed too, so sizes made from shapes are known)."""
     import onnx
 
     fixed = onnx.ModelProto()
@@ -137,10 +149,30 @@ def _shapes(model: Any, batch: int, path: str | Path) -> dict[str, tuple[int, ..
         if dims:
             dims[0].dim_value = batch
     try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=data_prop).graph
     except Exception as err:  # onnx's InferenceError and ValidationError
         raise _refused(path, f"its shapes cannot be inferred ({str(err).splitlines()[0][:150]})") from err
-    graph = inferred.graph
+
+
+def _check_integers(graph: Any, path: str | Path) -> None:
+    """Before inference follows the integers a graph computes: each of known size, at most MAX_INTEGERS."""
+    import onnx
+
+    integers = 0
+    for value in [*graph.value_info, *graph.output]:
+        tensor = value.type.tensor_type
+        if tensor.elem_type not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):  # what it follows
+            continue
+        dims = tensor.shape.dim
+        if not tensor.HasField("shape") or not all(d.HasField("dim_value") for d in dims):
+            raise _refused(path, f"the size of its tensor {value.name[:40]!r} is not known before it runs")
+        integers += math.prod(d.dim_value for d in dims)
+    if integers > MAX_INTEGERS:
+        raise _refused(path, f"it computes {integers:,} integers (shapes and indices; at most {MAX_INTEGERS:,})")
+
+
+def _shapes(graph: Any) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape (inputs, weights and what the nodes compute) that shape inference fixed."""
     shapes = {weights.name: tuple(weights.dims) for weights in graph.initializer}
     for value in [*graph.input, *graph.value_info, *graph.output]:
         dims = value.type.tensor_type.shape.dim
