@@ -51,6 +51,19 @@ MAX_VALUES_PER_PICTURE = 1_000_000
 MAX_TOTAL_VALUES_PER_PICTURE = 10_000_000
 MAX_MULTIPLY_ADDS_PER_PICTURE = 500_000_000
 MAX_FILE_BYTES = 256 * 2**20
+# the layers of a graph (experiment=cnn_best: 20; a ResNet-50 about 500): the check costs about 2 KB a node,
+# and 300,000 tiny nodes took 700 MB and 8 s
+MAX_NODES = 10_000
+# the largest batch a graph is run on (onnx_model.py splits larger ones): sizes are checked at it as well, as
+# at 1 and 2, since a layer can compute with the batch dimension itself (a Resize of it by 1.499 keeps 1 and
+# 2 and grows from 3 on)
+MAX_BATCH = 256
+# work units of what onnxruntime does per small matrix or grouped-convolution value beyond its multiply-adds
+# (about 100 ns each, against about 1 ns a multiply-add)
+OVERHEAD_UNITS = 100
+# the matrices one MatMul multiplies for a picture (attention: one per head): onnxruntime keeps about 90 bytes
+# for each, and a million 1x1 matrices took 88 MB a picture
+MAX_MATRICES_PER_PICTURE = 1_000
 
 
 def check_graph(model_bytes: bytes, path: str | Path) -> None:
@@ -64,9 +77,22 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
             f"model_path={path} cannot be read as an ONNX model ({str(err)[:100] or type(err).__name__}). It may be "
             f"truncated or not an ONNX model; pass a model written by export.py, e.g. {EXPORT_EXAMPLE}."
         ) from err
+    _check_operators(model, path)
+    _check_order(model.graph, path)
+    _check_shapes_are_not_computed(model.graph.node, path)
+    _check_integers(_inferred(model, 2, path, data_prop=False), path)
+    shapes = {batch: _shapes(_inferred(model, batch, path, data_prop=True)) for batch in (1, 2, MAX_BATCH)}
+    computed = [output for node in model.graph.node for output in node.output if output]
+    _check_sizes(model.graph.node, computed, shapes, path)
+    _check_work(model.graph.node, computed, shapes, path)
+
+
+def _check_operators(model: Any, path: str | Path) -> None:
     odd_domains = sorted({o.domain for o in model.opset_import} - STANDARD_DOMAINS)
     if odd_domains or model.functions:
         raise _refused(path, f"it uses operators of its own ({', '.join(odd_domains) or 'local functions'})")
+    if len(model.graph.node) > MAX_NODES:
+        raise _refused(path, f"it has {len(model.graph.node):,} nodes (at most {MAX_NODES:,})")
     for node in model.graph.node:
         if node.domain not in STANDARD_DOMAINS or node.op_type not in ALLOWED_OPS:
             raise _refused(path, f"it uses the operator {node.op_type[:40]!r}, which is not a standard layer")
@@ -76,33 +102,52 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
             raise _refused(
                 path, f"its {node.op_type} keeps the aspect ratio, which makes sizes grow faster than the batch"
             )
-    _check_order(model.graph, path)
-    _check_shapes_are_not_computed(model.graph.node, path)
-    _check_integers(_inferred(model, 2, path, data_prop=False), path)
-    shapes = [_shapes(_inferred(model, batch, path, data_prop=True)) for batch in (1, 2)]
-    sizes = [{name: math.prod(shape) for name, shape in at_batch.items()} for at_batch in shapes]
-    computed = [output for node in model.graph.node for output in node.output if output]
-    # an empty tensor hides how it grows: a slice from row 2 on is empty at batches of 1 and 2
-    constants = {output for node in model.graph.node if node.op_type == "Constant" for output in node.output}
+
+
+def _check_sizes(
+    nodes: Any, computed: list[str], shapes: dict[int, dict[str, tuple[int, ...]]], path: str | Path
+) -> None:
+    """Every tensor a node makes: known, not empty (an empty one hides how it grows: a slice from row 2 on
+    is empty at batches of 1 and 2), bounded per picture, constant or in proportion to the batch."""
+    constants = {output for node in nodes if node.op_type == "Constant" for output in node.output}
     for name in computed:
-        one, two = sizes[0].get(name), sizes[1].get(name, 0)
-        if one is None:
+        one, two, most = (math.prod(shapes[batch][name]) if name in shapes[batch] else None for batch in shapes)
+        if one is None or two is None or most is None:
             raise _refused(path, f"the size of its tensor {name[:40]!r} is not known before it runs")
-        empty = (one == 0 or two == 0) and name not in constants
-        if empty or one > MAX_VALUES_PER_PICTURE or two not in (one, 2 * one):
+        empty = one == 0 and name not in constants
+        if empty or one > MAX_VALUES_PER_PICTURE or two not in (one, 2 * one) or most not in (one, MAX_BATCH * one):
             raise _refused(
                 path,
-                f"its tensor {name[:40]!r} holds {one:,} values for one picture and {two:,} for two (at most "
-                f"{MAX_VALUES_PER_PICTURE:,} per picture and at least one, in proportion to the batch)",
+                f"its tensor {name[:40]!r} holds {one:,} values for one picture, {two:,} for two and {most:,} for "
+                f"{MAX_BATCH} (at least one and at most {MAX_VALUES_PER_PICTURE:,} per picture, in proportion to "
+                "the batch)",
             )
-    total = sum(sizes[0][name] for name in computed)
-    work = sum(_multiply_adds(node, shapes[0]) for node in model.graph.node)
-    if total > MAX_TOTAL_VALUES_PER_PICTURE or work > MAX_MULTIPLY_ADDS_PER_PICTURE:
-        raise _refused(
-            path,
-            f"it computes {total:,} values and {work:,} multiply-adds for one picture (at most "
-            f"{MAX_TOTAL_VALUES_PER_PICTURE:,} and {MAX_MULTIPLY_ADDS_PER_PICTURE:,})",
-        )
+
+
+def _check_work(
+    nodes: Any, computed: list[str], shapes: dict[int, dict[str, tuple[int, ...]]], path: str | Path
+) -> None:
+    """The values and work units of the whole graph, per picture at each batch checked."""
+    for node in nodes:
+        matrices = math.prod(shapes[1][node.output[0]][:-2]) if node.op_type == "MatMul" else 0
+        if matrices > MAX_MATRICES_PER_PICTURE:
+            raise _refused(
+                path,
+                f"its MatMul multiplies {matrices:,} matrices for one picture (at most {MAX_MATRICES_PER_PICTURE:,})",
+            )
+    for batch, at_batch in shapes.items():
+        total = sum(math.prod(at_batch[name]) for name in computed)
+        work = sum(_multiply_adds(node, at_batch) for node in nodes)
+        if total > batch * MAX_TOTAL_VALUES_PER_PICTURE or work > batch * MAX_MULTIPLY_ADDS_PER_PICTURE:
+            raise _refused(
+                path,
+                f"it computes {total:,} values and {work:,} multiply-adds for {_pictures(batch)} (at most "
+                f"{MAX_TOTAL_VALUES_PER_PICTURE:,} and {MAX_MULTIPLY_ADDS_PER_PICTURE:,} per picture)",
+            )
+
+
+def _pictures(batch: int) -> str:
+    return "one picture" if batch == 1 else f"{batch} pictures"
 
 
 def _check_order(graph: Any, path: str | Path) -> None:
@@ -155,13 +200,16 @@ def _inferred(model: Any, batch: int, path: str | Path, data_prop: bool) -> Any:
 
 
 def _check_integers(graph: Any, path: str | Path) -> None:
-    """Before inference follows the integers a graph computes: each of known size, at most MAX_INTEGERS."""
+    """Before inference follows the integers of a graph (shapes, indices): each of known size, at most
+    MAX_INTEGERS in all, constants included."""
     import onnx
 
-    integers = 0
+    kinds = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)  # what it follows
+    # a table of them is followed whole, about 74 bytes each: 61 MB of them took 1.5 GB to check
+    integers = sum(math.prod(weights.dims) for weights in graph.initializer if weights.data_type in kinds)
     for value in [*graph.value_info, *graph.output]:
         tensor = value.type.tensor_type
-        if tensor.elem_type not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):  # what it follows
+        if tensor.elem_type not in kinds:
             continue
         dims = tensor.shape.dim
         if not tensor.HasField("shape") or not all(d.HasField("dim_value") for d in dims):
@@ -175,31 +223,34 @@ def _shapes(graph: Any) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape (inputs, weights and what the nodes compute) that shape inference fixed."""
     shapes = {weights.name: tuple(weights.dims) for weights in graph.initializer}
     for value in [*graph.input, *graph.value_info, *graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = tuple(d.dim_value for d in dims)
+        tensor = value.type.tensor_type  # no shape at all: not even its rank is known
+        if tensor.HasField("shape") and all(d.HasField("dim_value") for d in tensor.shape.dim):
+            shapes[value.name] = tuple(d.dim_value for d in tensor.shape.dim)
     return shapes
 
 
 def _multiply_adds(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
     """The multiply-adds of a layer that multiplies, or the comparisons or additions of a pooling window
-    (the rest do about one operation per value they make)."""
-    if node.op_type in {"MaxPool", "AveragePool"} and node.output[0] in shapes:
-        # a 500x500 window over a million values: 6e10 a picture, in a few bytes of attributes
-        window = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), [])
-        return math.prod(shapes[node.output[0]]) * math.prod(window)
-    if node.op_type not in {"Conv", "ConvTranspose", "Gemm", "MatMul"} or node.output[0] not in shapes:
+    (the rest do about one operation per value they make), with OVERHEAD_UNITS for each small matrix of a
+    batched MatMul and each value of a grouped convolution: 1x1 matrices broadcast a million times a picture
+    took 1.2 s a picture for ten layers, and a ConvTranspose of a million groups 90 ns a value."""
+    output = shapes.get(node.output[0]) if node.output else None
+    if output is None or node.op_type not in {"MaxPool", "AveragePool", "Conv", "ConvTranspose", "Gemm", "MatMul"}:
         return 0
-    made, first, second = math.prod(shapes[node.output[0]]), shapes.get(node.input[0]), shapes.get(node.input[1])
-    if not first or not second:
-        return made  # shapes that shape inference accepted but did not fix: counted as cheap
-    if node.op_type == "Conv":  # weights (out channels, in channels / groups, *kernel)
-        return made * math.prod(second[1:])
-    if node.op_type == "ConvTranspose":  # weights (in channels, out channels / groups, *kernel)
-        return math.prod(first) * math.prod(second[1:])
-    trans_a = any(a.name == "transA" and a.i for a in node.attribute)
-    inner = first[0] if node.op_type == "Gemm" and trans_a else first[-1]
-    return made * inner
+    made = math.prod(output)
+    attributes = {a.name: a for a in node.attribute}
+    if node.op_type in {"MaxPool", "AveragePool"}:  # a 500x500 window over a million values: 6e10 a picture
+        return made * math.prod(attributes["kernel_shape"].ints if "kernel_shape" in attributes else [])
+    first, second = shapes.get(node.input[0], ()), shapes.get(node.input[1], ())
+    if node.op_type in {"Conv", "ConvTranspose"}:
+        # weights: (out channels, in channels / groups, *kernel) or (in channels, out channels / groups, *kernel)
+        work = (made if node.op_type == "Conv" else math.prod(first)) * math.prod(second[1:])
+        grouped = "group" in attributes and attributes["group"].i > 1
+        return work + (made * OVERHEAD_UNITS if grouped else 0)
+    if node.op_type == "Gemm":
+        trans_a = "transA" in attributes and attributes["transA"].i
+        return made * (first[0] if trans_a else first[-1])
+    return made * (first[-1] if first else 1) + math.prod(output[:-2]) * OVERHEAD_UNITS  # a matrix a step
 
 
 def _refused(path: str | Path, why: str) -> InputError:

@@ -12,7 +12,7 @@ import numpy as np
 
 from mnist_classifier.digits import NUM_CLASSES
 from mnist_classifier.errors import InputError
-from mnist_classifier.models.onnx_graph import EXPORT_EXAMPLE, MAX_FILE_BYTES, check_graph
+from mnist_classifier.models.onnx_graph import EXPORT_EXAMPLE, MAX_BATCH, MAX_FILE_BYTES, check_graph
 
 # an exported model's contract (models/probability_model.py): pixels in; probabilities and logits out
 INPUT_NAME, OUTPUT_NAMES = "pixels", ("probabilities", "logits")
@@ -72,7 +72,11 @@ class OnnxModel:
             OnnxModel.probabilities(self, np.zeros((batch, 1, 28, 28), np.float32))  # not a subclass's
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """Float pixels in [0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities."""
+        """Float pixels in [0, 1] (N, 1, 28, 28), white on black -> (N, 10) class probabilities, run at most
+        MAX_BATCH at a time: the largest batch the graph check sized the graph at."""
+        if len(pixels) > MAX_BATCH:
+            chunks = range(0, len(pixels), MAX_BATCH)
+            return np.concatenate([self.probabilities(pixels[i : i + MAX_BATCH]) for i in chunks])
         try:
             (probabilities,) = self.session.run([OUTPUT_NAMES[0]], {INPUT_NAME: pixels.astype(np.float32)})
         except Exception as err:  # onnxruntime's own types
