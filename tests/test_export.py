@@ -480,9 +480,26 @@ def many_nodes_onnx(path: Path) -> Path:
     return graph_onnx(path, [helper.make_node("Identity", [a], [b]) for a, b in itertools.pairwise(names)], [])
 
 
+def transposed_conv_onnx(path: Path) -> Path:
+    """The picture resized to 100x100, then a 100x100-kernel ConvTranspose of one channel: onnxruntime's work
+    buffer of 100 million values (a 149x149 kernel: 2 GB at a batch of 1), which no tensor shows."""
+    helper = onnx.helper
+    nodes = [
+        helper.make_node("Resize", ["pixels", "", "scales"], ["large"], mode="nearest"),
+        helper.make_node("ConvTranspose", ["large", "kernel"], ["spread"]),
+        helper.make_node("Slice", ["spread", "start", "end", "axes"], ["corner"]),
+        helper.make_node("Flatten", ["corner"], ["features"]),
+    ]
+    scales = np.array([1, 1, 100.2 / 28, 100.2 / 28], np.float32)
+    values = constants(scales=scales, kernel=np.full((1, 1, 100, 100), 1e-4, np.float32), start=np.array([0, 0]),
+                       end=np.array([28, 28]), axes=np.array([2, 3]))  # fmt: skip
+    return graph_onnx(path, nodes, values)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
+        (transposed_conv_onnx, "its ConvTranspose needs a buffer of 100,000,000 values for one picture"),
         (unknown_rank_onnx, "the size of its tensor 'shaped' is not known before it runs"),
         (batch_axis_resize_onnx, "holds 784 values for one picture, 1,568 for two and 300,272 for 256"),
         (broadcast_matmul_onnx, "its MatMul multiplies 2,000 matrices for one picture (at most 1,000)"),
@@ -497,6 +514,7 @@ def many_nodes_onnx(path: Path) -> Path:
         (lambda path: size_from_pixels_onnx(path, True), "its tensor 'size' is read before the node that makes it"),
     ],
     ids=[
+        "ConvTranspose buffer",
         "unknown rank",
         "batch axis resized",
         "broadcast matrix products",
@@ -511,7 +529,7 @@ def many_nodes_onnx(path: Path) -> Path:
         "nodes out of order",
     ],
 )
-def test_graphs_that_passed_the_check_in_three_reviews_are_refused(
+def test_graphs_that_passed_the_check_in_four_reviews_are_refused(
     make: Callable[[Path], Path], message: str, tmp_path: Path
 ) -> None:
     from mnist_classifier.errors import InputError

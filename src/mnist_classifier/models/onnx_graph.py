@@ -43,6 +43,8 @@ SIZE_INPUTS = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Resize": 
 # the integers a graph computes (shapes, indices): onnx's shape inference stores them dimension by dimension,
 # so a chain of 23 Concats doubling a shape took it 5 GB before any size was checked (a graph computes a few dozen)
 MAX_INTEGERS = 10_000
+INTEGER_TYPES = (7, 6)  # onnx.TensorProto.INT64 and INT32: the types it follows
+SMALL_CONSTANT = 64  # values: real-valued weights up to this size are kept whole for shape inference
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 # 36x the largest activation of experiment=cnn_best and twice its largest weight matrix
 MAX_VALUES_PER_PICTURE = 1_000_000
@@ -80,8 +82,9 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
     _check_operators(model, path)
     _check_order(model.graph, path)
     _check_shapes_are_not_computed(model.graph.node, path)
-    _check_integers(_inferred(model, 2, path, data_prop=False), path)
-    shapes = {batch: _shapes(_inferred(model, batch, path, data_prop=True)) for batch in (1, 2, MAX_BATCH)}
+    skeleton, pictures = _skeleton(model)
+    _check_integers(_inferred(skeleton, pictures, 2, path, data_prop=False), path)
+    shapes = {batch: _shapes(_inferred(skeleton, pictures, batch, path, True)) for batch in (1, 2, MAX_BATCH)}
     computed = [output for node in model.graph.node for output in node.output if output]
     _check_sizes(model.graph.node, computed, shapes, path)
     _check_work(model.graph.node, computed, shapes, path)
@@ -91,6 +94,8 @@ def _check_operators(model: Any, path: str | Path) -> None:
     odd_domains = sorted({o.domain for o in model.opset_import} - STANDARD_DOMAINS)
     if odd_domains or model.functions:
         raise _refused(path, f"it uses operators of its own ({', '.join(odd_domains) or 'local functions'})")
+    if model.graph.sparse_initializer:  # export.py writes none, and shape inference reads them apart
+        raise _refused(path, "it has sparse weights")
     if len(model.graph.node) > MAX_NODES:
         raise _refused(path, f"it has {len(model.graph.node):,} nodes (at most {MAX_NODES:,})")
     for node in model.graph.node:
@@ -129,6 +134,17 @@ def _check_work(
 ) -> None:
     """The values and work units of the whole graph, per picture at each batch checked."""
     for node in nodes:
+        if node.op_type == "ConvTranspose":
+            # onnxruntime's work buffer: output channels / groups x kernel x input area, as large as the
+            # multiply-adds with one input channel (a 149x149 kernel: 2 GB at a batch of 1)
+            pixels, weights = shapes[1][node.input[0]], shapes[1][node.input[1]]
+            buffer = math.prod(weights[1:]) * math.prod(pixels[2:])
+            if buffer > MAX_VALUES_PER_PICTURE:
+                raise _refused(
+                    path,
+                    f"its ConvTranspose needs a buffer of {buffer:,} values for one picture (at most "
+                    f"{MAX_VALUES_PER_PICTURE:,})",
+                )
         matrices = math.prod(shapes[1][node.output[0]][:-2]) if node.op_type == "MatMul" else 0
         if matrices > MAX_MATRICES_PER_PICTURE:
             raise _refused(
@@ -179,19 +195,51 @@ def _check_shapes_are_not_computed(nodes: Any, path: str | Path) -> None:
             raise _refused(path, f"its {node.op_type[:40]} computes with the shape of a tensor ({name!r})")
 
 
-def _inferred(model: Any, batch: int, path: str | Path, data_prop: bool) -> Any:
-    """The graph as onnx's shape inference sees it with the batch dimension set to `batch` (with
+def _skeleton(model: Any) -> tuple[Any, frozenset[str]]:
+    """The graph without the numbers of its real-valued weights and constants (but small ones), each declared
+    as an input of its shape instead (shape inference needs no more, and copying 244 MB of weights for each
+    of its runs took 1.8 GB), and the names of the inputs the pictures go to."""
+    import onnx
+
+    skeleton = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import)
+    weights = {w.name for w in model.graph.initializer}
+    pictures = [value for value in model.graph.input if value.name not in weights]
+    skeleton.graph.input.extend(pictures)
+    skeleton.graph.output.extend(model.graph.output)
+    for tensor in model.graph.initializer:
+        _keep_or_declare(tensor, skeleton.graph)
+    for node in model.graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value" and a.type == a.TENSOR), None)
+        if node.op_type == "Constant" and value is not None and math.prod(value.dims) > SMALL_CONSTANT:
+            value.name = node.output[0]
+            _keep_or_declare(value, skeleton.graph)
+        else:
+            skeleton.graph.node.append(node)
+    return skeleton, frozenset(value.name for value in pictures)
+
+
+def _keep_or_declare(tensor: Any, graph: Any) -> None:
+    import onnx
+
+    # shapes and indices, whose values inference follows, and small constants such as a Resize's scales
+    if tensor.data_type in INTEGER_TYPES or math.prod(tensor.dims) <= SMALL_CONSTANT:
+        graph.initializer.append(tensor)
+    else:
+        graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+
+
+def _inferred(skeleton: Any, pictures: frozenset[str], batch: int, path: str | Path, data_prop: bool) -> Any:
+    """The graph as onnx's shape inference sees it with the pictures' batch dimension set to `batch` (with
     `data_prop`, the integers it computes are followed too, so sizes made from shapes are known)."""
     import onnx
 
     fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    del fixed.graph.value_info[:]  # the file's own word on its tensors' shapes: inferred afresh instead
-    for graph_output in fixed.graph.output:
+    fixed.CopyFrom(skeleton)
+    for graph_output in fixed.graph.output:  # the file's own word on shapes: inferred afresh instead
         graph_output.type.tensor_type.ClearField("shape")
     for graph_input in fixed.graph.input:
         dims = graph_input.type.tensor_type.shape.dim
-        if dims:
+        if dims and graph_input.name in pictures:
             dims[0].dim_value = batch
     try:
         return onnx.shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=data_prop).graph
@@ -202,14 +250,12 @@ def _inferred(model: Any, batch: int, path: str | Path, data_prop: bool) -> Any:
 def _check_integers(graph: Any, path: str | Path) -> None:
     """Before inference follows the integers of a graph (shapes, indices): each of known size, at most
     MAX_INTEGERS in all, constants included."""
-    import onnx
 
-    kinds = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)  # what it follows
     # a table of them is followed whole, about 74 bytes each: 61 MB of them took 1.5 GB to check
-    integers = sum(math.prod(weights.dims) for weights in graph.initializer if weights.data_type in kinds)
+    integers = sum(math.prod(weights.dims) for weights in graph.initializer if weights.data_type in INTEGER_TYPES)
     for value in [*graph.value_info, *graph.output]:
         tensor = value.type.tensor_type
-        if tensor.elem_type not in kinds:
+        if tensor.elem_type not in INTEGER_TYPES:
             continue
         dims = tensor.shape.dim
         if not tensor.HasField("shape") or not all(d.HasField("dim_value") for d in dims):
