@@ -38,12 +38,12 @@ class SlowClientProtocol(HttpToolsProtocol):
         self._start_header_clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
-        self._stop_reply_clock()
+        self.header_deadline = _stopped(self.header_deadline)
+        self.reply_deadline = _stopped(self.reply_deadline)
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
-        self._stop_header_clock()
+        self.header_deadline = _stopped(self.header_deadline)
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -58,26 +58,16 @@ class SlowClientProtocol(HttpToolsProtocol):
             self.reply_deadline = self.loop.call_later(self.reply_timeout_s, self._reply_not_taken)
 
     def resume_writing(self) -> None:
-        self._stop_reply_clock()
+        self.reply_deadline = _stopped(self.reply_deadline)
         super().resume_writing()
-
-    def _stop_reply_clock(self) -> None:
-        if self.reply_deadline is not None:
-            self.reply_deadline.cancel()
-            self.reply_deadline = None
 
     def _reply_not_taken(self) -> None:
         self.reply_deadline = None
         self.transport.abort()  # closing would wait to send what the client does not take
 
     def _start_header_clock(self) -> None:
-        self._stop_header_clock()
+        _stopped(self.header_deadline)
         self.header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
-
-    def _stop_header_clock(self) -> None:
-        if self.header_deadline is not None:
-            self.header_deadline.cancel()
-            self.header_deadline = None
 
     def _headers_too_slow(self) -> None:
         self.header_deadline = None
@@ -91,3 +81,10 @@ class SlowClientProtocol(HttpToolsProtocol):
         head = f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
         self.transport.write(head.encode() + b"connection: close\r\n\r\n" + body)
         self.transport.close()
+
+
+def _stopped(deadline: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancels a deadline that is set; returns the None to store in its place."""
+    if deadline is not None:
+        deadline.cancel()
+    return None
