@@ -8,7 +8,7 @@ proportion, never empty. A shape read from a tensor (Shape, as torch.onnx.export
 expand_as) may only be moved around (sliced, gathered, concatenated) and used as the size of what Reshape,
 Expand, ConstantOfShape or Resize (stretching) make, never computed with nor used to pick a number: then every
 dimension is a number or the batch, a tensor's size is a constant times a power of the batch, and sizes at
-batches of 1 and 2 settle it for every batch (a batch times itself shows as 4x at a batch of 2). Two reviews
+batches of 1 and 2 settle it for every batch (a batch times itself shows as 4x at a batch of 2). Four reviews
 attacked this check; each graph they got through is a test in tests/test_export.py."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ALLOWED_OPS = frozenset(
      # what torch.onnx.export writes for interpolate, pad, slicing, chunk, indexing, expand, repeat,
      # masked_fill and zeros_like
      "Resize", "Pad", "Slice", "Split", "Gather", "Expand", "Tile", "Where", "Equal", "Greater", "Less", "Not",
-     "Sign", "Floor", "Ceil", "Round", "Shape", "ConstantOfShape"}
+     "Sign", "Floor", "Ceil", "Round", "Shape", "ConstantOfShape", "ReduceL2", "DepthToSpace", "SpaceToDepth"}
 )  # fmt: skip
 # a shape read from a tensor may pass through these (their first input; any input of Concat), which move its
 # numbers around without computing with them...
@@ -48,10 +48,11 @@ SMALL_CONSTANT = 64  # values: real-valued weights up to this size are kept whol
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 # 36x the largest activation of experiment=cnn_best and twice its largest weight matrix
 MAX_VALUES_PER_PICTURE = 1_000_000
-# all the tensors a picture makes, and the multiply-adds of its layers: experiment=cnn_best makes about
-# 0.1 M values and 7 M multiply-adds a picture, so 70 of them fit in one ensemble
+# all the tensors a picture makes, and the units of work of its layers (a multiply-add, a pooled value, and
+# OVERHEAD_UNITS below): experiment=cnn_best makes about 0.1 M values and 7 M units a picture, so 70 of them
+# fit in one ensemble
 MAX_TOTAL_VALUES_PER_PICTURE = 10_000_000
-MAX_MULTIPLY_ADDS_PER_PICTURE = 500_000_000
+MAX_WORK_PER_PICTURE = 500_000_000
 MAX_FILE_BYTES = 256 * 2**20
 # the layers of a graph (experiment=cnn_best: 20; a ResNet-50 about 500): the check costs about 2 KB a node,
 # and 300,000 tiny nodes took 700 MB and 8 s
@@ -60,7 +61,7 @@ MAX_NODES = 10_000
 # at 1 and 2, since a layer can compute with the batch dimension itself (a Resize of it by 1.499 keeps 1 and
 # 2 and grows from 3 on)
 MAX_BATCH = 256
-# work units of what onnxruntime does per small matrix or grouped-convolution value beyond its multiply-adds
+# units of work for what onnxruntime does per small matrix and per convolution group beyond the multiply-adds
 # (about 100 ns each, against about 1 ns a multiply-add)
 OVERHEAD_UNITS = 100
 # the matrices one MatMul multiplies for a picture (attention: one per head): onnxruntime keeps about 90 bytes
@@ -80,14 +81,18 @@ def check_graph(model_bytes: bytes, path: str | Path) -> None:
             f"truncated or not an ONNX model; pass a model written by export.py, e.g. {EXPORT_EXAMPLE}."
         ) from err
     _check_operators(model, path)
+    _check_constants(model.graph, path)
     _check_order(model.graph, path)
     _check_shapes_are_not_computed(model.graph.node, path)
     skeleton, pictures = _skeleton(model)
     _check_integers(_inferred(skeleton, pictures, 2, path, data_prop=False), path)
     shapes = {batch: _shapes(_inferred(skeleton, pictures, batch, path, True)) for batch in (1, 2, MAX_BATCH)}
     computed = [output for node in model.graph.node for output in node.output if output]
-    _check_sizes(model.graph.node, computed, shapes, path)
-    _check_work(model.graph.node, computed, shapes, path)
+    try:
+        _check_sizes(model.graph.node, computed, shapes, path)
+        _check_work(model.graph.node, computed, shapes, path)
+    except (KeyError, IndexError) as err:  # a node this check did not foresee: refused, not a traceback
+        raise _refused(path, f"its shapes cannot be checked ({type(err).__name__}: {str(err)[:80]})") from err
 
 
 def _check_operators(model: Any, path: str | Path) -> None:
@@ -116,7 +121,7 @@ def _check_sizes(
     is empty at batches of 1 and 2), bounded per picture, constant or in proportion to the batch."""
     constants = {output for node in nodes if node.op_type == "Constant" for output in node.output}
     for name in computed:
-        one, two, most = (math.prod(shapes[batch][name]) if name in shapes[batch] else None for batch in shapes)
+        one, two, most = (math.prod(shapes[b][name]) if name in shapes[b] else None for b in (1, 2, MAX_BATCH))
         if one is None or two is None or most is None:
             raise _refused(path, f"the size of its tensor {name[:40]!r} is not known before it runs")
         empty = one == 0 and name not in constants
@@ -137,8 +142,10 @@ def _check_work(
         if node.op_type == "ConvTranspose":
             # onnxruntime's work buffer: output channels / groups x kernel x input area, as large as the
             # multiply-adds with one input channel (a 149x149 kernel: 2 GB at a batch of 1)
-            pixels, weights = shapes[1][node.input[0]], shapes[1][node.input[1]]
-            buffer = math.prod(weights[1:]) * math.prod(pixels[2:])
+            pixels, weights = shapes[1].get(node.input[0], ()), shapes[1].get(node.input[1], ())
+            buffer = math.prod(weights[1:]) * math.prod(pixels[2:]) if pixels and weights else None
+            if buffer is None:
+                raise _refused(path, "the size of its ConvTranspose's input or weights is not known before it runs")
             if buffer > MAX_VALUES_PER_PICTURE:
                 raise _refused(
                     path,
@@ -153,17 +160,47 @@ def _check_work(
             )
     for batch, at_batch in shapes.items():
         total = sum(math.prod(at_batch[name]) for name in computed)
-        work = sum(_multiply_adds(node, at_batch) for node in nodes)
-        if total > batch * MAX_TOTAL_VALUES_PER_PICTURE or work > batch * MAX_MULTIPLY_ADDS_PER_PICTURE:
+        work = sum(_work(node, at_batch) for node in nodes)
+        if total > batch * MAX_TOTAL_VALUES_PER_PICTURE or work > batch * MAX_WORK_PER_PICTURE:
             raise _refused(
                 path,
-                f"it computes {total:,} values and {work:,} multiply-adds for {_pictures(batch)} (at most "
-                f"{MAX_TOTAL_VALUES_PER_PICTURE:,} and {MAX_MULTIPLY_ADDS_PER_PICTURE:,} per picture)",
+                f"it computes {total:,} values and {work:,} units of work for {_pictures(batch)} (at most "
+                f"{MAX_TOTAL_VALUES_PER_PICTURE:,} and {MAX_WORK_PER_PICTURE:,} per picture)",
             )
 
 
 def _pictures(batch: int) -> str:
     return "one picture" if batch == 1 else f"{batch} pictures"
+
+
+def _check_constants(graph: Any, path: str | Path) -> None:
+    """The weights and constants hold the numbers their shapes say (a float declared as one number held
+    200 MB, which every shape inference run copied), and their integers count against MAX_INTEGERS before
+    anything reads them (a 25-million-integer table took 1.35 GB to check)."""
+    import onnx
+
+    stored = [*graph.initializer]
+    for node in graph.node:
+        if node.op_type == "Constant":
+            if len(node.output) != 1:
+                raise _refused(path, "it has a Constant that makes no tensor or more than one")
+            stored += [a.t for a in node.attribute if a.type == a.TENSOR]
+    integers = 0
+    for tensor in stored:
+        values = math.prod(tensor.dims)
+        integers += values if tensor.data_type in INTEGER_TYPES else 0
+        if tensor.data_location == tensor.EXTERNAL:
+            continue  # no numbers here; the load from an empty folder refuses it (onnx_model.py)
+        typed = len(tensor.float_data) + len(tensor.int32_data) + len(tensor.int64_data) + len(tensor.double_data)
+        try:
+            item = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        except (KeyError, ValueError, TypeError):
+            item = 0
+        raw_wrong = bool(tensor.raw_data) and (item == 0 or len(tensor.raw_data) != values * item)
+        if raw_wrong or typed > 2 * values:  # 2: a complex number is two
+            raise _refused(path, f"its tensor {tensor.name[:40]!r} holds other than the {values:,} values of its shape")
+    if integers > MAX_INTEGERS:
+        raise _refused(path, f"it holds {integers:,} integers (shapes and indices; at most {MAX_INTEGERS:,})")
 
 
 def _check_order(graph: Any, path: str | Path) -> None:
@@ -175,7 +212,7 @@ def _check_order(graph: Any, path: str | Path) -> None:
         unknown = [name for name in node.input if name not in made]
         if unknown:
             raise _refused(path, f"its tensor {unknown[0][:40]!r} is read before the node that makes it")
-        again = [name for name in node.output if name in made]
+        again = [name for name in node.output if name and name in made]  # "": an optional output left out
         if again:
             raise _refused(path, f"its tensor {again[0][:40]!r} is made more than once")
         made.update(node.output)
@@ -187,7 +224,8 @@ def _check_shapes_are_not_computed(nodes: Any, path: str | Path) -> None:
     shapes: set[str] = set()
     for node in nodes:
         carried = {i for i, name in enumerate(node.input) if name in shapes}
-        moved = node.op_type in SHAPE_MOVERS and (0 in carried or (node.op_type == "Concat" and carried))
+        # through its data alone: a Gather of a shape by a shape picks a number by the batch, as from a table
+        moved = node.op_type in SHAPE_MOVERS and carried and (node.op_type == "Concat" or carried == {0})
         if node.op_type == "Shape" or moved:
             shapes.update(node.output)
         elif misused := sorted(carried - SIZE_INPUTS.get(node.op_type, set())):
@@ -275,11 +313,11 @@ def _shapes(graph: Any) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _multiply_adds(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
-    """The multiply-adds of a layer that multiplies, or the comparisons or additions of a pooling window
-    (the rest do about one operation per value they make), with OVERHEAD_UNITS for each small matrix of a
-    batched MatMul and each value of a grouped convolution: 1x1 matrices broadcast a million times a picture
-    took 1.2 s a picture for ten layers, and a ConvTranspose of a million groups 90 ns a value."""
+def _work(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
+    """The units of work of a layer: its multiply-adds, or the comparisons or additions of a pooling window
+    (the rest do about one operation per value they make), with OVERHEAD_UNITS for each matrix of a batched
+    MatMul and each group of a grouped convolution: 1x1 matrices broadcast a million times a picture took
+    1.2 s a picture for ten layers, and a ConvTranspose of a million one-value groups 90 ms a picture."""
     output = shapes.get(node.output[0]) if node.output else None
     if output is None or node.op_type not in {"MaxPool", "AveragePool", "Conv", "ConvTranspose", "Gemm", "MatMul"}:
         return 0
@@ -291,8 +329,8 @@ def _multiply_adds(node: Any, shapes: dict[str, tuple[int, ...]]) -> int:
     if node.op_type in {"Conv", "ConvTranspose"}:
         # weights: (out channels, in channels / groups, *kernel) or (in channels, out channels / groups, *kernel)
         work = (made if node.op_type == "Conv" else math.prod(first)) * math.prod(second[1:])
-        grouped = "group" in attributes and attributes["group"].i > 1
-        return work + (made * OVERHEAD_UNITS if grouped else 0)
+        groups = attributes["group"].i if "group" in attributes else 1
+        return work + (groups * OVERHEAD_UNITS if groups > 1 else 0)
     if node.op_type == "Gemm":
         trans_a = "transA" in attributes and attributes["transA"].i
         return made * (first[0] if trans_a else first[-1])

@@ -70,8 +70,8 @@ class SlowClientProtocol(HttpToolsProtocol):
         self.header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
 
     def _headers_too_slow(self) -> None:
-        self.header_deadline = None
-        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+        self.header_deadline = None  # the clock never runs while a request is in progress: see above
+        if self.transport.is_closing():
             return
         message = (
             f"the request's headers did not arrive within {self.header_timeout_s:g} s "
