@@ -525,9 +525,27 @@ def oversized_constant_onnx(path: Path) -> Path:
     return path
 
 
+def unsized_picture_onnx(path: Path) -> Path:
+    """Pictures declared (N, 1, H, W), through a ConvTranspose whose output_shape fixes its size: the check
+    met a picture of unknown size and ended in a KeyError (exit 1, a traceback)."""
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", ["pixels", "kernel"], ["spread"], output_shape=[28, 28]),
+         helper.make_node("Flatten", ["spread"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["probabilities"])],
+        "unsized",
+        [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, ["N", 10])],
+        constants(kernel=np.ones((1, 1, 3, 3), np.float32), w=np.full((784, 10), 0.01, np.float32)),
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
+        (unsized_picture_onnx, "the size of its ConvTranspose's input or weights is not known"),
         (shape_picked_onnx, "its Gather computes with the shape of a tensor ('padded')"),
         (oversized_constant_onnx, "its tensor 'bias' holds other than the 1 values of its shape"),
         (transposed_conv_onnx, "its ConvTranspose needs a buffer of 100,000,000 values for one picture"),
@@ -545,6 +563,7 @@ def oversized_constant_onnx(path: Path) -> Path:
         (lambda path: size_from_pixels_onnx(path, True), "its tensor 'size' is read before the node that makes it"),
     ],
     ids=[
+        "picture of unknown size",
         "shape picked by the batch",
         "constant larger than its shape",
         "ConvTranspose buffer",
