@@ -245,25 +245,27 @@ def _skeleton(model: Any) -> tuple[Any, frozenset[str]]:
     skeleton.graph.input.extend(pictures)
     skeleton.graph.output.extend(model.graph.output)
     for tensor in model.graph.initializer:
-        _keep_or_declare(tensor, skeleton.graph)
+        _keep_or_declare(tensor, tensor.name, skeleton.graph)
     for node in model.graph.node:
         value = next((a.t for a in node.attribute if a.name == "value" and a.type == a.TENSOR), None)
         if node.op_type == "Constant" and value is not None and math.prod(value.dims) > SMALL_CONSTANT:
-            value.name = node.output[0]
-            _keep_or_declare(value, skeleton.graph)
+            _keep_or_declare(value, node.output[0], skeleton.graph)
         else:
             skeleton.graph.node.append(node)
     return skeleton, frozenset(value.name for value in pictures)
 
 
-def _keep_or_declare(tensor: Any, graph: Any) -> None:
+def _keep_or_declare(tensor: Any, name: str, graph: Any) -> None:
+    """`tensor` in `graph` under `name` (the checked model itself is left as it is)."""
     import onnx
 
     # shapes and indices, whose values inference follows, and small constants such as a Resize's scales
     if tensor.data_type in INTEGER_TYPES or math.prod(tensor.dims) <= SMALL_CONSTANT:
-        graph.initializer.append(tensor)
+        kept = graph.initializer.add()
+        kept.CopyFrom(tensor)
+        kept.name = name
     else:
-        graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+        graph.input.append(onnx.helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
 
 
 def _inferred(skeleton: Any, pictures: frozenset[str], batch: int, path: str | Path, data_prop: bool) -> Any:
