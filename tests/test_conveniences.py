@@ -78,3 +78,8 @@ def test_debug_presets_run(preset: str, synthetic_data_dir: Path, tmp_path: Path
         assert "Profiler Report" in report and "run_training_epoch" in report
     else:
         assert (tmp_path / "config_tree.log").is_file()
+        # DEBUG is for this project's messages: matplotlib's font scoring (2,000 lines) and filelock's lock
+        # notes stay out of the console and train.log
+        assert "Report: " in result.stderr, "the project's DEBUG messages show"
+        for text in (result.stderr, (tmp_path / "train.log").read_text()):
+            assert "findfont" not in text and "Lock acquired" not in text and "matplotlib" not in text
