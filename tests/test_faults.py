@@ -32,6 +32,26 @@ def test_hydra_composition_error_is_one_paragraph_and_exit_2(override: str, tmp_
     assert HYDRA_ERRORS[override] in result.stderr
 
 
+# a config file of one's own with a typo (README, Add your own model): was a YAML traceback and exit 1
+YAML_TYPOS = {
+    "model:\n  foo: [1, 2\n": "at line 3, column 1: while parsing a flow sequence begun at line 2, column 8",
+    "model:\n\tfoo: 1\n": "at line 2, column 1: while scanning for the next token: found character '\\t'",
+    "a: 1\na: 2\n": "at line 2, column 1: while constructing a mapping begun at line 1, column 1: found duplicate key",
+}
+
+
+@pytest.mark.parametrize("text", list(YAML_TYPOS))
+def test_a_config_file_that_is_not_yaml_is_one_paragraph_and_exit_2(text: str, tmp_path: Path) -> None:
+    typo = tmp_path / "configs" / "model" / "typo.yaml"
+    typo.parent.mkdir(parents=True)
+    typo.write_text(text)
+    result = run_cli("train.py", "--config-dir", str(tmp_path / "configs"), f"hydra.run.dir={tmp_path}", "model=typo")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == result.stderr.strip(), "one paragraph, nothing else"
+    assert f"The config file {typo} is not valid YAML, {YAML_TYPOS[text]}" in result.stderr
+
+
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A folder holding a previous file for each kind that nothing can write into: a read-only tmpfs for

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import yaml
 from hydra.errors import (
     ConfigCompositionException,
     InstantiationException,
@@ -48,24 +51,40 @@ def user_error_message(err: BaseException) -> str | None:
 
 def _config_message(err: BaseException) -> str | None:
     """Errors found while composing the config (Hydra raises them before the task starts) or reading it."""
-    if isinstance(err, MissingConfigException):
-        return _missing_config_message(err)
-    if isinstance(err, ConfigCompositionException):
-        return _composition_message(err)
-    if isinstance(err, OverrideParseException):
-        return (
-            f"Cannot read the command line override: {' '.join(str(err).split())}. Write overrides as "
-            f"key=value; quote values with brackets, spaces or $ for the shell, e.g. 'data.data_dir=\"my dir\"'."
-        )
-    if isinstance(err, InterpolationResolutionError):
-        where = f" (in `{err.full_key}`)" if err.full_key else ""
-        return (
-            f"{str(err).splitlines()[0].rstrip('.')}{where}. Check the ${{...}} references in "
-            f"that value: each must name a config key or a resolver such as ${{now:...}} or ${{oc.env:...}}."
-        )
-    if isinstance(err, (UserFacingError, OmegaConfBaseException)):
-        return " ".join(str(err).split())
+    for kind, message in CONFIG_MESSAGES:
+        if isinstance(err, kind):
+            return message(err)
     return None
+
+
+def _override_message(err: OverrideParseException) -> str:
+    return (
+        f"Cannot read the command line override: {' '.join(str(err).split())}. Write overrides as "
+        f"key=value; quote values with brackets, spaces or $ for the shell, e.g. 'data.data_dir=\"my dir\"'."
+    )
+
+
+def _interpolation_message(err: InterpolationResolutionError) -> str:
+    where = f" (in `{err.full_key}`)" if err.full_key else ""
+    return (
+        f"{str(err).splitlines()[0].rstrip('.')}{where}. Check the ${{...}} references in "
+        f"that value: each must name a config key or a resolver such as ${{now:...}} or ${{oc.env:...}}."
+    )
+
+
+def _yaml_message(err: yaml.YAMLError) -> str:
+    """A config file that is not YAML (an unclosed bracket, a tab, a stray line): the file, line and reason."""
+    if not isinstance(err, yaml.MarkedYAMLError) or err.problem_mark is None:
+        return f"A config file is not valid YAML: {' '.join(str(err).split())}. Fix the file and run again."
+    mark, begun = err.problem_mark, err.context_mark
+    context = f"{err.context}: " if err.context else ""
+    if begun is not None and begun.line != mark.line:
+        context = f"{err.context} begun at line {begun.line + 1}, column {begun.column + 1}: "
+    return (
+        f"The config file {mark.name} is not valid YAML, at line {mark.line + 1}, column {mark.column + 1}: "
+        f"{context}{err.problem}. Fix that part of the file (`key: value` lines indented with spaces, never "
+        f"tabs; brackets and quotes closed) and run again."
+    )
 
 
 def _missing_config_message(err: MissingConfigException) -> str:
@@ -111,3 +130,14 @@ def _full_key(err: InstantiationException) -> str | None:
     """The config key Hydra was building, from its message's `full_key: ...` (the first, for a nested error)."""
     key = re.search(r"full_key: (\S+)", str(err))
     return key.group(1) if key else None
+
+
+# the first kind an error is decides its message (InterpolationResolutionError is an OmegaConfBaseException)
+CONFIG_MESSAGES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Callable[[Any], str]], ...] = (
+    (MissingConfigException, _missing_config_message),
+    (ConfigCompositionException, _composition_message),
+    (OverrideParseException, _override_message),
+    (yaml.YAMLError, _yaml_message),
+    (InterpolationResolutionError, _interpolation_message),
+    ((UserFacingError, OmegaConfBaseException), lambda err: " ".join(str(err).split())),
+)
