@@ -170,6 +170,7 @@ def test_many_pictures_as_a_form_each_with_its_status(url: str) -> None:
     # the status texts of predict.py's predictions.csv
     assert statuses[:3] == ["ok", "not an image (PNG, JPEG, BMP, GIF, TIFF or WebP)", "blank image: no ink found"]
     assert statuses[3].startswith("image too large: 5000x5000 pixels") and statuses[4] == "ok", "16-bit keeps its ink"
+    assert statuses[3].endswith("(limits.max_pixels)"), "the key that sets serve.py's limit"
     assert rows[1]["digit"] is None and rows[1]["probabilities"] is None
 
 
@@ -187,6 +188,7 @@ def test_an_announced_upload_over_the_limit_is_refused_before_it_is_read(url: st
         sock.sendall(upload_head("Content-Length: 200000000\r\n"))  # and not one byte of it
         status, answer = status_of(sock)
     assert status == 413 and "over the limit" in answer and time.monotonic() - began < 5
+    assert "(limits.max_upload_bytes)" in answer
 
 
 def test_a_chunked_upload_is_cut_off_at_the_limit(url: str) -> None:

@@ -44,15 +44,16 @@ def gray_levels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
-def decode_gray(source: str | Path | IO[bytes], max_pixels: int) -> np.ndarray:
+def decode_gray(source: str | Path | IO[bytes], max_pixels: int, limit_key: str = "max_pixels") -> np.ndarray:
     """A picture in one of FORMATS (first frame; alpha composited on white) as float gray levels in [0, 1].
-    The size is checked from the header, before any pixel is decoded (decompression bombs)."""
+    The size is checked from the header, before any pixel is decoded (decompression bombs); a refusal names
+    the config key of the limit (`limit_key`: predict.py's max_pixels, serve.py's limits.max_pixels)."""
     try:
         with Image.open(source, formats=FORMATS) as opened:
             width, height = opened.size
             if width * height > max_pixels:
                 raise ImageRejected(
-                    f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} (max_pixels)"
+                    f"image too large: {width}x{height} pixels is over the limit of {max_pixels:,} ({limit_key})"
                 )
             opened.seek(0)  # GIF, TIFF, WebP animations: the first frame
             image = ImageOps.exif_transpose(opened)  # photos: the way the camera held them
@@ -97,10 +98,12 @@ def prepare_digit(gray: np.ndarray, preprocess: str) -> Digit:
         return failed(str(err))
 
 
-def read_digit(source: str | Path | IO[bytes], preprocess: str, max_pixels: int) -> Digit:
+def read_digit(
+    source: str | Path | IO[bytes], preprocess: str, max_pixels: int, limit_key: str = "max_pixels"
+) -> Digit:
     """Decode and preprocess one picture; a picture that cannot be used gives a Digit whose status says why."""
     try:
-        gray = decode_gray(source, max_pixels)
+        gray = decode_gray(source, max_pixels, limit_key)
     except ImageRejected as err:
         return failed(str(err))
     return prepare_digit(gray, preprocess)
@@ -108,4 +111,4 @@ def read_digit(source: str | Path | IO[bytes], preprocess: str, max_pixels: int)
 
 def read_digits(pictures: Sequence[bytes | bytearray], preprocess: str, max_pixels: int) -> list[Digit]:
     """read_digit for the uploads of one request (serve.py runs it in its decoding processes)."""
-    return [read_digit(BytesIO(data), preprocess, max_pixels) for data in pictures]
+    return [read_digit(BytesIO(data), preprocess, max_pixels, "limits.max_pixels") for data in pictures]

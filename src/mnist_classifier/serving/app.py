@@ -119,7 +119,8 @@ class DigitService:
             if not pictures:
                 raise Refused(400, "no picture: send one as the request body, or many as multipart file fields")
             if len(pictures) > limits.max_pictures:
-                raise Refused(413, f"{len(pictures)} pictures, over the limit of {limits.max_pictures} (max_pictures)")
+                too_many = f"{len(pictures)} pictures, over the limit of {limits.max_pictures} (limits.max_pictures)"
+                raise Refused(413, too_many)
             preprocess = "none" if request.query_params.get("preprocess") == "none" else "mnist"
             digits = await self.decoders.decode([data for _, data in pictures], preprocess)
             usable = [i for i, digit in enumerate(digits) if digit.status == OK]

@@ -31,7 +31,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytearray
             raise Refused(400, f"Content-Length must be a number of bytes, got {announced!r}")
         if int(announced) > limit:
             raise Refused(
-                413, f"the upload is {int(announced):,} bytes, over the limit of {limit:,} (max_upload_bytes)"
+                413, f"the upload is {int(announced):,} bytes, over the limit of {limit:,} (limits.max_upload_bytes)"
             )
     body = bytearray()
     chunks = request.stream().__aiter__()
@@ -48,7 +48,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytearray
             message = f"the upload took longer than {timeout_s:g} s (upload_timeout_s); send it faster"
             raise Refused(408, message) from None
         if len(body) + len(chunk) > limit:
-            raise Refused(413, f"the upload is over the limit of {limit:,} bytes (max_upload_bytes)")
+            raise Refused(413, f"the upload is over the limit of {limit:,} bytes (limits.max_upload_bytes)")
         body += chunk
     return body  # the bytearray itself: a raw picture is decoded from it without another copy
 
