@@ -23,6 +23,9 @@ from test_predict import read_rows
 
 from mnist_classifier.runtime.metrics_file import read_metrics
 
+# model_path= a TorchScript or torch.export file (predict.py, serve.py)
+NO_UNPICKLING = "unpickles it, which can run code from the file, so neither predict.py nor serve.py loads one"
+
 
 @pytest.fixture(scope="module")
 def checkpoint(synthetic_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -62,6 +65,7 @@ def test_pt2_export_to_a_chosen_path(checkpoint: Path, synthetic_data_dir: Path,
     assert_ok(result)
     check = json.loads((tmp_path / "run" / "export_check.json").read_text())
     assert check["passed"] and check["format"] == "pt2" and check["max_abs_prob_diff"] <= 1e-4
+    assert "Warning" not in result.stderr, "a channels_last weight made torch.export.save warn"
     extra = {"metadata.json": ""}
     program = torch.export.load(str(output), extra_files=extra)
     metadata = json.loads(extra["metadata.json"])
@@ -633,8 +637,8 @@ def neighbour_reading_onnx(path: Path, location: str) -> Path:
         (lambda d, run: long_chain_onnx(d / "chain.onnx", 1000), "and 614,763,940 units of work for one picture"),
         (lambda d, run: neighbour_reading_onnx(d / "beside.onnx", "notes.bin"), "name external data files"),
         (lambda d, run: neighbour_reading_onnx(d / "below.onnx", "keys/notes.bin"), "name external data files"),
-        (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", "unpickles it"),
-        (lambda d, run: (d / "model.pt2").write_bytes(b"PK") and d / "model.pt2", "unpickles it"),
+        (lambda d, run: (d / "model.pt").write_bytes(b"PK") and d / "model.pt", NO_UNPICKLING),
+        (lambda d, run: (d / "model.pt2").write_bytes(b"PK") and d / "model.pt2", NO_UNPICKLING),
         (lambda d, run: d / "absent.onnx", "no such file"),
     ],
     ids=[
@@ -665,6 +669,24 @@ def test_untrusted_model_files_are_refused(
                      f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("script", "file"), [("eval.py", "model.onnx"), ("predict.py", "model.onnx"),
+                                             ("eval.py", "model.pt2")])  # fmt: skip
+def test_an_exported_file_as_ckpt_path_says_where_it_goes(
+    script: str, file: str, onnx_run: Path, tmp_path: Path
+) -> None:
+    """Was: 'cannot be read as a PyTorch checkpoint ... your checkpoint file is corrupted'."""
+    path = onnx_run / file if file.endswith(".onnx") else tmp_path / file
+    if not path.exists():
+        path.write_bytes(b"PK")
+    write_drawn_digits(tmp_path / "drawn")
+    inputs = [f"inputs={tmp_path / 'drawn'}"] if script == "predict.py" else []
+    result = run_cli(script, f"ckpt_path={path}", *inputs, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "corrupted" not in result.stderr
+    expected = f"model_path={path}" if file.endswith(".onnx") else "Pass the checkpoint it was exported from"
+    assert f"ckpt_path={path} is " in result.stderr and expected in result.stderr
 
 
 class TorchIdioms(torch.nn.Module):

@@ -50,6 +50,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"ckpt_path={path}: no such file. Pass the path of a checkpoint written by train.py, "
             f"e.g. ckpt_path={EXAMPLE_PATH}."
         )
+    if file.suffix in {".onnx", ".pt2"}:
+        raise CheckpointError(_exported_file_message(file.suffix, str(path)))
     stat = file.stat()
     key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
     if key in _cache:
@@ -68,6 +70,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     _cache.clear()  # one checkpoint at a time is all a run needs
     _cache[key] = checkpoint
     return checkpoint
+
+
+def _exported_file_message(suffix: str, path: str) -> str:
+    """A file export.py wrote, passed where a checkpoint goes: where it goes instead."""
+    if suffix == ".onnx":
+        return (
+            f"ckpt_path={path} is an exported ONNX model, not a checkpoint: predict.py and serve.py take it as "
+            f"model_path={path}. eval.py and export.py need the checkpoint it was exported from, or "
+            f"model.safetensors (export.py format=safetensors)."
+        )
+    return (
+        f"ckpt_path={path} is a torch.export (.pt2) file, not a checkpoint: loading one unpickles "
+        f"it, which can run code from the file, so no tool here reads one. Pass the checkpoint it was exported "
+        f"from, model.safetensors (ckpt_path=) or model.onnx (model_path=), both written by export.py."
+    )
 
 
 def _check_before_unpickling(file: Path, path: str) -> None:

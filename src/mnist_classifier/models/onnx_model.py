@@ -26,8 +26,9 @@ class OnnxModel:
         if file.suffix in {".pt", ".pt2"}:
             raise InputError(
                 f"model_path={path} is a TorchScript or torch.export (.pt2) file: loading one unpickles it, which "
-                f"can run code from the file, so predict.py does not. Pass model.onnx (export.py format=onnx), "
-                f"or ckpt_path= a checkpoint or model.safetensors (export.py format=safetensors)."
+                f"can run code from the file, so neither predict.py nor serve.py loads one. Pass model.onnx "
+                f"(export.py format=onnx), or ckpt_path= a checkpoint or model.safetensors (export.py "
+                f"format=safetensors)."
             )
         if file.suffix == ".safetensors":
             raise InputError(

@@ -86,7 +86,10 @@ def torch_predictor(model: torch.nn.Module) -> Predictor:
 
 
 def export_pt2(model: ProbabilityModel, path: Path, metadata: dict[str, str]) -> Predictor:
-    """torch.export's ExportedProgram (.pt2), with any batch size; loaded back as its users will load it."""
+    """torch.export's ExportedProgram (.pt2), with any batch size; loaded back as its users will load it.
+    The weights in the default layout: torch.export.save stores a channels_last weight as a storage no tensor
+    covers whole, and warns that the file may load wrongly off the CPU."""
+    model = model.to(memory_format=torch.contiguous_format)
     program = torch.export.export(model, (torch.rand(2, 1, 28, 28),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
     # built in memory, then written by Python: torch's zip writer aborts the process on a full disk
     archive = io.BytesIO()
