@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnist_classifier.console.config_tree import print_config_tree
+from mnist_classifier.console.noise import quiet_library_warnings
 from mnist_classifier.console.results import print_results
 from mnist_classifier.console.story import tell
 from mnist_classifier.runtime.cluster import is_rank_zero
@@ -87,6 +88,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
     failed; the sweep summary lists it), except after an interrupt, which ends the sweep (sweeps/summary.py).
     """
     start = time.perf_counter()
+    quiet_library_warnings()  # again: a job of hydra/launcher=joblib runs in a worker process of its own
     if is_rank_zero():
         tell(f"Run dir: {cfg.paths.output_dir}")
         if cfg.get("extras", {}).get("print_config"):

@@ -50,9 +50,19 @@ def open_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.Ba
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what failure detection needs
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    with heartbeats_without_warnings():
         return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval)
+
+
+@contextmanager
+def heartbeats_without_warnings() -> Iterator[None]:
+    """Optuna marks heartbeats experimental (they are what failure detection needs) and expects them only
+    inside Study.optimize, where it beats itself; this sweeper asks and tells (a trial is a Hydra job) and
+    beats for its trials in `_heartbeats`. Neither warning is for a user of the sweeper."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
 
 
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
@@ -121,13 +131,15 @@ class OptunaSearch:
 
     def _slots_left(self, study: optuna.Study) -> int:
         if isinstance(self.storage, optuna.storages.RDBStorage) and self.heartbeat_interval:
-            optuna.storages.fail_stale_trials(study)
+            with heartbeats_without_warnings():
+                optuna.storages.fail_stale_trials(study)
         return self.n_trials - sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
 
     def _claim(self, study: optuna.Study) -> optuna.Trial | None:
         """A new trial, if it is within the budget: counted by trial number, so that concurrent workers
         agree on which trials are in and which one is over."""
-        trial = study.ask()
+        with heartbeats_without_warnings():
+            trial = study.ask()
         earlier = [t for t in study.get_trials(deepcopy=False) if t.number <= trial.number]
         if sum(counts_toward_budget(t) for t in earlier) <= self.n_trials:
             return trial
