@@ -185,6 +185,26 @@ def test_ddp_sim_shards_the_training_data(synthetic_data_dir: Path, tmp_path: Pa
     assert report["accuracy"] == pytest.approx(read_metrics(tmp_path / "ddp")["test/acc"], abs=1e-6)
 
 
+def test_ddp_on_three_processes_tests_every_image_once(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """200 test images do not split evenly in 3: Lightning's DistributedSampler tested 201 (an image twice)."""
+    data = [f"data.data_dir={synthetic_data_dir}", "data.val_size=100"]
+    ddp = run_cli("train.py", "trainer=ddp_sim", "trainer.devices=3", f"hydra.run.dir={tmp_path / 'ddp'}", *data,
+                  "data.batch_size=50", "trainer.max_epochs=1", "model=dense", "model.net.hidden_sizes=[32]",
+                  *(o for o in QUIET if o != "reports=none"))  # fmt: skip
+    assert_ok(ddp)
+    metrics = read_metrics(tmp_path / "ddp")
+    report = json.loads((tmp_path / "ddp" / "classification_report.json").read_text())
+    assert sum(report[str(c)]["support"] for c in range(10)) == 200
+    logs = sorted(path.name for path in (tmp_path / "ddp").glob("*.log"))
+    assert logs == ["train.log", "train_rank1.log", "train_rank2.log"], "was train_ddp_process_1_rank1.log"
+    alone = run_cli("eval.py", f"ckpt_path={metrics['ckpt_path']}", f"hydra.run.dir={tmp_path / 'eval'}", *data,
+                    "logger=none", "reports=none")  # fmt: skip
+    assert_ok(alone)
+    assert metrics["test/acc"] == pytest.approx(read_metrics(tmp_path / "eval")["test/acc"], abs=1e-6)
+    assert report["accuracy"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert "site-packages" not in ddp.stderr, "no library warning (sync_dist, DistributedSampler, all_gather)"
+
+
 def test_missing_data_is_one_clear_error(tmp_path: Path) -> None:
     result = run_cli(
         "train.py",

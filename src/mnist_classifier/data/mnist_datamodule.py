@@ -7,7 +7,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from mnist_classifier.data.in_memory import InMemoryMNIST, keep_batch
 from mnist_classifier.data.mnist_files import ensure_mnist, load_split
@@ -153,7 +154,7 @@ class MNISTDataModule(L.LightningDataModule):
     def test_set(self) -> InMemoryMNIST:
         return self._loaded(self.data_test, "test")
 
-    def _loader(self, dataset: InMemoryMNIST, batch_size: int, sampler: ResumableSampler | None = None) -> DataLoader:
+    def _loader(self, dataset: InMemoryMNIST, batch_size: int, sampler: Sampler[int] | None = None) -> DataLoader:
         on_cpu = dataset.images.device.type == "cpu"
         return DataLoader(
             dataset,
@@ -178,10 +179,19 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader(self.train_set, self.batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size)
+        return self._loader(self.val_set, self.eval_batch_size, self._eval_sampler(self.val_set))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.eval_batch_size)
+        return self._loader(self.test_set, self.eval_batch_size, self._eval_sampler(self.test_set))
+
+    def _eval_sampler(self, dataset: InMemoryMNIST) -> Sampler[int] | None:
+        """Under DDP each process evaluates its share, and every image once: Lightning's DistributedSampler
+        repeats images until the shares are equal (10,000 test images on 3 processes were 10,002)."""
+        if self.trainer is None or self.trainer.world_size <= 1:
+            return None
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
+        )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.trainer is None or not self.trainer.training:

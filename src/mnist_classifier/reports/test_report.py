@@ -37,6 +37,15 @@ def gather_tensor(pl_module: L.LightningModule, tensor: torch.Tensor) -> torch.T
     return gathered
 
 
+def gather_rows(pl_module: L.LightningModule, rows: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows, rank after rank. Each image is tested once, so the shares may differ by a row
+    (data/mnist_datamodule.py): each is padded to the longest for all_gather and cut back after."""
+    lengths = gather_tensor(pl_module, torch.tensor(len(rows), device=rows.device)).tolist()
+    padding = rows.new_zeros((max(lengths) - len(rows), *rows.shape[1:]))
+    gathered = gather_tensor(pl_module, torch.cat([rows, padding]))
+    return torch.cat([shard[:length] for shard, length in zip(gathered, lengths, strict=True)])
+
+
 class TestReport(L.Callback):
     __test__ = False  # not a pytest test class
 
@@ -101,12 +110,11 @@ class TestReport(L.Callback):
             self.mistakes = {k: v[keep] for k, v in found.items()}
 
     def _gather(self, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """All ranks' predictions (DistributedSampler gives each rank an equal-size shard)."""
+        """All ranks' predictions."""
         preds, labels = torch.cat(self.preds), torch.cat(self.labels)
         mistakes = self.mistakes or {}
         if pl_module.trainer.world_size > 1:
-            preds = gather_tensor(pl_module, preds).flatten()
-            labels = gather_tensor(pl_module, labels).flatten()
+            preds, labels = gather_rows(pl_module, preds), gather_rows(pl_module, labels)
             mistakes = self._gather_mistakes(pl_module, mistakes, like=preds)
         return preds.cpu(), labels.cpu(), {k: v.cpu() for k, v in mistakes.items()}
 

@@ -5,6 +5,7 @@ run's files, and a job that SLURM requeued (or torchrun restarted) goes on from 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -60,10 +61,14 @@ def is_rank_zero() -> bool:
     return (global_rank() if rank is None else rank) == 0
 
 
-def rank_log_suffix() -> str:
-    """train.log for rank 0, train_rank<k>.log for the others: one run dir, one log each."""
+def rank_log_name(job_name: str) -> str:
+    """train.log for rank 0, train_rank<k>.log for the others: one run dir, one log each. Lightning starts
+    the other processes of a DDP run on one machine with hydra.job.name=train_ddp_process_<k>, whatever the
+    script; their logs keep the script's name."""
+    if re.fullmatch(r"train_ddp_process_\d+", job_name):
+        job_name = Path(sys.argv[0]).stem
     rank = global_rank()
-    return "" if rank == 0 else f"_rank{rank}"
+    return job_name if rank == 0 else f"{job_name}_rank{rank}"
 
 
 def rank_zero_subdir(subdir: str) -> str | None:

@@ -32,7 +32,7 @@ def register_resolvers() -> None:
     # run dirs of jobs started by torchrun or SLURM (runtime/cluster.py); cached, like Hydra's `now`: the
     # sweep dir stays the same for every job of a multirun
     OmegaConf.register_new_resolver("run_name", cluster.run_name, replace=True, use_cache=True)
-    OmegaConf.register_new_resolver("rank_log_suffix", cluster.rank_log_suffix, replace=True)
+    OmegaConf.register_new_resolver("rank_log_name", cluster.rank_log_name, replace=True)
     OmegaConf.register_new_resolver("rank_zero_subdir", cluster.rank_zero_subdir, replace=True)
     # the experiment loggers' run names and a sweep job's HPARAMS columns (runtime/run_identity.py)
     OmegaConf.register_new_resolver("run_label", run_identity.run_label, replace=True)
