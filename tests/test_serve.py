@@ -540,6 +540,23 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "999.1.1.1"])
+def test_a_port_in_use_or_a_foreign_address_is_one_paragraph_and_exit_2(host: str, tmp_path: Path) -> None:
+    """Was uvicorn's own error line after 'Serving on ...', and exit 3 (in no table of ours)."""
+    (tmp_path / "model.onnx").write_bytes(b"never loaded: the socket comes first")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, str(REPO / "serve.py"), f"model_path={tmp_path / 'model.onnx'}", f"port={port}",
+                   f"host={host}", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+        env = {**os.environ, "PROJECT_ROOT": str(REPO)}
+        result = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"Error: serve.py cannot listen on {host}:{port} (")
+    assert result.stderr.count("\n") == 1 and "Serving on" not in result.stdout
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -548,6 +565,8 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
         ({"limits": {"upload_timeout_s": -1}}, "limits.upload_timeout_s must be a number of seconds > 0"),
         ({"limits": {"header_timeout_s": 0}}, "limits.header_timeout_s must be a number of seconds > 0"),
         ({"limits": {"reply_timeout_s": "x"}}, "limits.reply_timeout_s must be a number of seconds > 0"),
+        ({"limits": {"batch_window_s": float("nan")}}, "limits.batch_window_s must be a number of seconds > 0"),
+        ({"limits": {"upload_timeout_s": float("inf")}}, "limits.upload_timeout_s must be a number of seconds > 0"),
         ({"limits": {"max_uploads": 3}}, "limits.max_uploads is not a limit"),
         ({"port": 70000}, "port must be a whole number from 1 to 65535"),
         ({"decode_processes": -1}, "decode_processes must be a whole number >= 0, or null for one fewer than"),

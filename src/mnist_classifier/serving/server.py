@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 from omegaconf import DictConfig
 
-from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.errors import ConfigValueError, InputError
 from mnist_classifier.predictor import Predictor, check_one_model, load_predictor
 from mnist_classifier.runtime.interrupts import interrupt_handlers
 from mnist_classifier.runtime.run_checks import check_common, check_integer
@@ -34,6 +36,23 @@ class _Server(uvicorn.Server):
             yield
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything starts: a port in use or an address not of this machine is
+    the one-paragraph error and exit 2 (uvicorn printed its own line and exited 3, after 'Serving on')."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own: a restart need not wait
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise InputError(
+            f"serve.py cannot listen on {host}:{port} ({err.strerror or err}). Stop whatever holds that port or "
+            f"pick another (port=8001), and use an address of this machine (host=127.0.0.1, or 0.0.0.0 for all)."
+        ) from err
+    return sock
+
+
 def _limits(cfg: DictConfig) -> Limits:
     values = dict(cfg.get("limits") or {})
     unknown = sorted(set(values) - set(Limits.__dataclass_fields__))
@@ -44,8 +63,9 @@ def _limits(cfg: DictConfig) -> Limits:
     for name, value in values.items():
         if name.startswith("max_"):
             check_integer(value, f"limits.{name}", 1)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigValueError(f"limits.{name} must be a number of seconds > 0; got {value!r}.")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            # NaN compares false to everything: it passed `value <= 0`, and every request then waited forever
+            raise ConfigValueError(f"limits.{name} must be a number of seconds > 0 (and finite); got {value!r}.")
     return Limits(**values)
 
 
@@ -80,14 +100,16 @@ def serve(cfg: DictConfig) -> dict[str, Any]:
         http=with_deadlines(limits.header_timeout_s, limits.reply_timeout_s),
     )
     server = _Server(config)
+    sock = _listening_socket(cfg.host, port)
     decoding = f"{decode_processes} process(es)" if decode_processes else "the server's threads"
     print(f"Serving on http://{cfg.host}:{port}/  (/health, POST /predict; Ctrl-C to stop)", flush=True)
     setting = "null" if cfg.get("decode_processes") is None else cfg.decode_processes
     print(f"Pictures are decoded in {decoding} (decode_processes={setting})", flush=True)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         decoders.stop()
+        sock.close()
     if load_error:
         raise load_error[0]
     log.info("stopped")
