@@ -81,5 +81,8 @@ def test_debug_presets_run(preset: str, synthetic_data_dir: Path, tmp_path: Path
         # DEBUG is for this project's messages: matplotlib's font scoring (2,000 lines) and filelock's lock
         # notes stay out of the console and train.log
         assert "Report: " in result.stderr, "the project's DEBUG messages show"
+        assert "\r" not in result.stdout and "it/s" not in result.stdout, "no progress bar off a terminal"
+        assert "\nepoch 0  train/loss" in result.stdout, "the epoch line tells the progress"
+        assert read_metrics(tmp_path)["ckpt_path"] in result.stdout, "the path whole, to copy (was folded at 80)"
         for text in (result.stderr, (tmp_path / "train.log").read_text()):
             assert "findfont" not in text and "Lock acquired" not in text and "matplotlib" not in text

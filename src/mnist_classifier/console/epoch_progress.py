@@ -1,8 +1,10 @@
-"""One progress bar (the training epoch's, which disappears when the epoch ends) and one line per epoch:
-its training loss, validation loss and accuracy, and time. No sanity-check, validation or test bars."""
+"""One progress bar (the training epoch's, which disappears when the epoch ends; on a terminal only) and one
+line per epoch: its training loss, validation loss and accuracy, and time. No sanity-check, validation or
+test bars."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -24,6 +26,12 @@ def epoch_line(epoch: Epoch, seconds: float) -> str:
     )
 
 
+def on_terminal() -> bool:
+    """Bars only where they redraw in place: in a file or a CI log each redraw is another fragment of
+    carriage returns (and an error met mid-epoch ran into one); the epoch lines tell the progress there."""
+    return sys.stdout.isatty()  # where Lightning's bars are drawn
+
+
 class EpochProgressBar(TQDMProgressBar):
     def __init__(self, refresh_rate: int = 50) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=False)
@@ -41,9 +49,12 @@ class EpochProgressBar(TQDMProgressBar):
     def init_validation_tqdm(self) -> Tqdm:
         return self._hidden()
 
+    def init_train_tqdm(self) -> Tqdm:
+        return super().init_train_tqdm() if on_terminal() else self._hidden()
+
     def init_test_tqdm(self) -> Tqdm:
         # after training the test is a second or two: no bar; alone (eval.py) it is the run's only bar
-        return self._hidden() if self._fitting else super().init_test_tqdm()
+        return self._hidden() if self._fitting or not on_terminal() else super().init_test_tqdm()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fitting = True

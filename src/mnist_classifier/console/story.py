@@ -20,9 +20,17 @@ def tell(line: str) -> None:
     STORY.info(line)
 
 
+# off a terminal (a file, a CI log) rich would draw 80 columns and fold the run's paths mid-name
+PLAIN_WIDTH = 200
+
+
 def show(renderable: Any, *, stderr: bool = False, soft_wrap: bool = False) -> None:
-    """A rich table of the story: drawn for the terminal, and as plain text 120 columns wide in the log."""
-    Console(stderr=stderr).print(renderable, soft_wrap=soft_wrap)
+    """A rich table of the story: drawn for the terminal (or PLAIN_WIDTH wide off one, so that paths stay
+    whole to copy), and as plain text 120 columns wide in the log."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, width=PLAIN_WIDTH)
+    console.print(renderable, soft_wrap=soft_wrap)
     if STORY.isEnabledFor(logging.INFO):
         plain = Console(file=io.StringIO(), width=120, color_system=None)
         plain.print(renderable)
