@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -96,6 +98,23 @@ def test_model_recipes_differ_as_specified() -> None:
     assert cnn.model.loss._target_ == "torch.nn.CrossEntropyLoss"
     assert cnn.model.optimizer._target_ == "torch.optim.Adam" and cnn.model.optimizer._partial_
     assert compose_train().model.net._target_.endswith("ConvNet"), "cnn is the default model"
+
+
+@pytest.mark.parametrize(("model", "override", "momentum"), [
+    ("dense", "model.optimizer.momentum=0.9", lambda group: group["momentum"]),
+    ("cnn", "model.optimizer.betas=[0.9,0.999]", lambda group: group["betas"][0]),
+])  # fmt: skip
+def test_the_momentum_a_user_sets_is_the_one_the_schedule_starts_from(model: str, override: str, momentum) -> None:
+    """OneCycleLR overwrites the optimizer's momentum every step: model.optimizer.momentum (and Adam's first beta)
+    did nothing, and dense_optuna searched it. Now it is the schedule's peak (max_momentum)."""
+    for overrides, expected in (((), 0.95), ((override,), 0.9)):
+        cfg = compose_train(f"model={model}", *overrides)
+        optimizer = instantiate(cfg.model.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+        instantiate(cfg.model.scheduler)(optimizer=optimizer, total_steps=100)
+        assert momentum(optimizer.param_groups[0]) == pytest.approx(expected)
+    upside_down = compose_train(f"model={model}", override.replace("0.9", "0.5"))
+    with pytest.raises(InstantiationException, match=r"needs 0 <= base_momentum <= max_momentum < 1"):
+        instantiate(upside_down.model)
 
 
 def test_command_line_overrides_win_over_recipes() -> None:

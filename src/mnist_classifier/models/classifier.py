@@ -46,6 +46,25 @@ def _check_optimizer(optimizer: Mapping[str, Any]) -> None:
         raise ConfigValueError(f"model.optimizer cannot be built from {optimizer}: {cause}") from err
 
 
+def _check_momentum_cycle(scheduler: Mapping[str, Any] | None) -> None:
+    """OneCycleLR sets the optimizer's momentum (SGD's, Adam's first beta) every step, from max_momentum (the
+    recipes take it from the optimizer's) down to base_momentum at the peak LR and back: the optimizer's own
+    value is otherwise never used, and a max below the base would run the cycle upside down."""
+    if not scheduler or not str(scheduler.get("_target_", "")).endswith("OneCycleLR"):
+        return
+    if not scheduler.get("cycle_momentum", True):
+        return
+    base, peak = scheduler.get("base_momentum", 0.85), scheduler.get("max_momentum", 0.95)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (base, peak))
+    if not (numbers and 0 <= base <= peak < 1):
+        raise ConfigValueError(
+            f"The one-cycle schedule moves the momentum between model.scheduler.base_momentum ({base!r}) and "
+            f"max_momentum ({peak!r}; the recipes take it from model.optimizer.momentum, or Adam's first beta), "
+            f"so it needs 0 <= base_momentum <= max_momentum < 1. Lower model.scheduler.base_momentum with the "
+            f"momentum, or set model.scheduler.cycle_momentum=false to keep the optimizer's momentum fixed."
+        )
+
+
 class MNISTClassifier(L.LightningModule):
     """Trains any network that maps a normalised (N, 1, 28, 28) batch to one score row per image."""
 
@@ -66,6 +85,7 @@ class MNISTClassifier(L.LightningModule):
                 f"model.scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}."
             )
         _check_optimizer(optimizer)
+        _check_momentum_cycle(scheduler)
         if not (isinstance(channels_last, bool) or channels_last == "auto"):
             raise ConfigValueError(
                 f"model.channels_last must be true, false or auto (the fast layout for this network), got "
