@@ -80,6 +80,21 @@ def test_optuna_search_resumes_and_counts_finished_trials(sweep_args: list[str],
         assert "Warning" not in search.stderr and "Heartbeat" not in search.stderr, search.stderr[-2000:]
 
 
+def test_a_study_resumed_for_another_metric_or_direction_is_refused(sweep_args: list[str], tmp_path: Path) -> None:
+    """Was: trials of val/loss added to a study of val/acc_best, a loss of 2.06 reported as its best trial."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["-m", "hparams_search=dense_optuna", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=goal",
+              "hydra.sweeper.n_trials=2", *sweep_args]  # fmt: skip
+    assert_ok(run_cli("train.py", *common, "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={tmp_path / 'first'}"))
+    for change, wanted in (("optimized_metric=val/loss", "maximize val/loss"),
+                           ("hydra.sweeper.direction=minimize", "minimize val/acc_best")):  # fmt: skip
+        result = run_cli("train.py", *common, change, f"hydra.sweep.dir={tmp_path / 'again'}")
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert f"was started to maximize val/acc_best; this search asks to {wanted}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert len(optuna.load_study(study_name="goal", storage=storage).trials) == 1, "no trial added"
+
+
 def test_failed_trial_is_recorded_and_the_search_goes_on(sweep_args: list[str], tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     result = run_cli(

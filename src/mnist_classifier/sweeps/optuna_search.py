@@ -29,6 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.metrics_file import read_metrics
 from mnist_classifier.sweeps.search_space import search_space, trial_overrides
 from mnist_classifier.sweeps.study_report import write_study_report
@@ -36,6 +37,7 @@ from mnist_classifier.utils.atomic import write_text
 
 log = logging.getLogger(__name__)
 STATUS = "status"  # the user attribute each finished trial carries
+OPTIMIZED_METRIC = "optimized_metric"  # the study's user attribute: the metric its trials' values are
 NOT_COUNTED = ("interrupted", "over_budget")
 
 
@@ -125,9 +127,30 @@ class OptunaSearch:
         study = optuna.create_study(
             study_name=self.study_name, storage=storage, sampler=sampler, direction=direction, load_if_exists=True
         )
+        self._check_same_goal(study, direction)
         if study.get_trials(deepcopy=False) and hasattr(study.sampler, "reseed_rng"):
             study.sampler.reseed_rng()  # resumed, or another worker is at it: do not repeat its suggestions
         return study
+
+    def _check_same_goal(self, study: optuna.Study, direction: StudyDirection) -> None:
+        """A study is resumed for the metric and direction it was started with: trials of val/acc_best and of
+        val/loss in one study made a loss of 2.06 its best trial. Optuna keeps the direction it was created
+        with and ignores another; the metric is recorded here."""
+        assert self.config is not None
+        metric = str(self.config.get("optimized_metric"))
+        started = study.user_attrs.get(OPTIMIZED_METRIC)
+        if started is None:  # a new study (or one started before this check): it is this metric's from now on
+            study.set_user_attr(OPTIMIZED_METRIC, metric)
+            started = metric
+        wanted = f"{direction.name.lower()} {metric}"
+        recorded = f"{study.direction.name.lower()} {started}"
+        if wanted != recorded:
+            raise ConfigValueError(
+                f"The Optuna study {self.study_name!r} in {self.storage_url} was started to {recorded}; this "
+                f"search asks to {wanted}, and one study cannot rank trials by both. Choose another "
+                f"hydra.sweeper.study_name for the new goal, or resume with optimized_metric={started} and "
+                f"hydra.sweeper.direction={study.direction.name.lower()}."
+            )
 
     def _slots_left(self, study: optuna.Study) -> int:
         if isinstance(self.storage, optuna.storages.RDBStorage) and self.heartbeat_interval:
