@@ -102,6 +102,11 @@ def test_resume_that_would_change_the_schedule_is_refused(synthetic_data_dir: Pa
         "train.py", *common, "trainer.max_epochs=5", f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'b'}"
     )
     assert longer.returncode == 2 and "was planned for 150 steps, but this run lasts 250" in longer.stderr
+    # another batch size with as many steps (a batch limit): the schedule matches, the run would not
+    smaller = run_cli("train.py", *common, "data.batch_size=5", "trainer.limit_train_batches=50", f"ckpt_path={last}",
+                      f"hydra.run.dir={tmp_path / 'c'}")  # fmt: skip
+    assert smaller.returncode == 2, smaller.stderr[-2000:]
+    assert "trained with data.batch_size=10; this run asks 5" in smaller.stderr
 
 
 def test_killed_run_resumed_from_its_last_checkpoint_reproduces_the_run(

@@ -212,7 +212,7 @@ class MNISTDataModule(L.LightningDataModule):
         position = dict(self.train_position)
         if self.trainer is not None and position["batches"] >= self.trainer.num_training_batches:
             position = {"epoch": position["epoch"] + 1, "batches": 0}  # the epoch is done: the next one is due
-        return {"shuffle_seed": self.shuffle_seed, "train_position": position}
+        return {"shuffle_seed": self.shuffle_seed, "train_position": position, "batch_size": self.batch_size}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         try:
@@ -222,6 +222,14 @@ class MNISTDataModule(L.LightningDataModule):
                 raise ValueError(f"shuffle_seed {seed!r}, position {position}")
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"The checkpoint's data position cannot be restored ({err}).") from err
+        stored = state_dict.get("batch_size", self.batch_size)  # absent from checkpoints before 2026-12-08
+        if stored != self.batch_size:
+            # the position is counted in batches, and the run's length and schedule in steps of this size
+            raise CheckpointError(
+                f"The checkpoint was trained with data.batch_size={stored}; this run asks {self.batch_size}, which "
+                f"would change the run it resumes (its data position, steps and schedule). Resume with "
+                f"data.batch_size={stored}, or start a new run."
+            )
         self.shuffle_seed = seed
         self.train_position = position
         self._resume_position = dict(position)
