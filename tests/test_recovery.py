@@ -238,6 +238,13 @@ BAD_VALUES = {
     "trainer.limit_val_batches=0": "Validation is off (trainer.limit_val_batches=0), but callbacks.model_checkpoint",
     "trainer.precision=banana": "`trainer` (lightning.pytorch.trainer.trainer.Trainer) cannot be built from the "
     "config: Precision 'banana' is invalid",
+    # an attack review's: a run that trained or tested nothing said ok; the rest were tracebacks, some after an epoch
+    "trainer.limit_train_batches=0": "trainer.limit_train_batches=0 leaves the training without a batch",
+    "trainer.limit_test_batches=0": "trainer.limit_test_batches=0 leaves the test without a batch",
+    "trainer.accumulate_grad_batches=0": "trainer.accumulate_grad_batches must be a whole number >= 1",
+    "trainer.check_val_every_n_epoch=0": "trainer.check_val_every_n_epoch must be a whole number >= 1",
+    "trainer.gradient_clip_val=nan": "trainer.gradient_clip_val must be a number >= 0, or null for none; got nan",
+    "callbacks.early_stopping.monitor=val/los": "callbacks.early_stopping.monitor='val/los' is not a metric training",
 }
 
 

@@ -3,6 +3,7 @@ built: one paragraph and exit 2, never a traceback from deep inside Lightning.""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import DictConfig
@@ -40,10 +41,20 @@ def check_train_config(cfg: DictConfig) -> None:
     trainer = cfg.trainer
     check_integer(trainer.get("max_epochs"), "trainer.max_epochs", 1)
     check_integer(trainer.get("min_epochs") or 0, "trainer.min_epochs", 0, trainer.max_epochs)
+    for key in ("accumulate_grad_batches", "check_val_every_n_epoch"):
+        if trainer.get(key) is not None:
+            check_integer(trainer.get(key), f"trainer.{key}", 1)
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None and not (
+        isinstance(clip, (int, float)) and not isinstance(clip, bool) and 0 <= clip < math.inf
+    ):
+        raise ConfigValueError(f"trainer.gradient_clip_val must be a number >= 0, or null for none; got {clip!r}.")
     fit, test = cfg.get("train", True), cfg.get("test", True)
     if not fit and not test:
         raise ConfigValueError("train=false and test=false leave nothing to do: drop one of them.")
+    check_batch_limits(trainer, fit, test)
     check_validation_feeds_monitors(cfg)
+    check_monitors_exist(cfg)
     metric = cfg.get("optimized_metric")
     available = (FIT_METRICS if fit else ()) + (TEST_METRICS if test else ())
     if metric is not None and metric not in available:
@@ -51,6 +62,31 @@ def check_train_config(cfg: DictConfig) -> None:
             f"optimized_metric={metric!r} is not computed by this run; choose one of {', '.join(available)} "
             f"(test/* metrics only when test=true), or optimized_metric=null."
         )
+
+
+def check_batch_limits(trainer: DictConfig, fit: bool, test: bool) -> None:
+    """A stage whose batch limit is 0 runs nothing, and the run said ok with nothing trained or tested."""
+    stages = (
+        (fit, "limit_train_batches", "training", "to only test a checkpoint, use eval.py ckpt_path=..."),
+        (test, "limit_test_batches", "test", "train.py skips its test with test=false"),
+    )
+    for on, key, stage, instead in stages:
+        if on and trainer.get(key) == 0:
+            raise ConfigValueError(
+                f"trainer.{key}=0 leaves the {stage} without a batch, so the run would have nothing to report. "
+                f"For a short run set a few batches (trainer.{key}=5); {instead}."
+            )
+
+
+def check_monitors_exist(cfg: DictConfig) -> None:
+    """A callback watching a metric that is never logged (a typo) failed after the first epoch's work."""
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        monitor = callback.get("monitor") if callback is not None else None
+        if isinstance(monitor, str) and monitor not in FIT_METRICS:
+            raise ConfigValueError(
+                f"callbacks.{name}.monitor={monitor!r} is not a metric training logs; choose one of "
+                f"{', '.join(FIT_METRICS)}."
+            )
 
 
 def check_validation_feeds_monitors(cfg: DictConfig) -> None:

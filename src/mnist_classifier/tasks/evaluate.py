@@ -18,6 +18,7 @@ from mnist_classifier.models.ensemble_classifier import EnsembleClassifier, load
 from mnist_classifier.models.from_checkpoint import build_model
 from mnist_classifier.models.run_history import run_history
 from mnist_classifier.reports.failures import report_errors
+from mnist_classifier.runtime.run_checks import check_batch_limits
 from mnist_classifier.runtime.trainer import announce_fast_path, build_trainer
 
 
@@ -25,6 +26,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Works for a checkpoint of either model or any experiment: no `model=` is needed."""
     if not cfg.get("ckpt_path"):
         raise CheckpointError(f"eval.py needs a checkpoint: python eval.py ckpt_path={EXAMPLE_PATH}")
+    check_batch_limits(cfg.trainer, fit=False, test=True)
     checkpoint: dict[str, Any] | None = None
     model: MNISTClassifier | EnsembleClassifier
     if isinstance(cfg.ckpt_path, str):
