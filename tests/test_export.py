@@ -66,6 +66,10 @@ def test_pt2_export_to_a_chosen_path(checkpoint: Path, synthetic_data_dir: Path,
     check = json.loads((tmp_path / "run" / "export_check.json").read_text())
     assert check["passed"] and check["format"] == "pt2" and check["max_abs_prob_diff"] <= 1e-4
     assert "Warning" not in result.stderr, "a channels_last weight made torch.export.save warn"
+    into_a_folder = run_cli("export.py", f"ckpt_path={checkpoint}", "format=pt2", f"output={output.parent}",
+                            f"hydra.run.dir={tmp_path / 'run2'}")  # fmt: skip
+    assert into_a_folder.returncode == 2 and "Traceback" not in into_a_folder.stderr  # was a temp file in its parent
+    assert f"output={output.parent} is a folder; name the file to write" in into_a_folder.stderr
     extra = {"metadata.json": ""}
     program = torch.export.load(str(output), extra_files=extra)
     metadata = json.loads(extra["metadata.json"])

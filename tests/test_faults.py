@@ -52,6 +52,23 @@ def test_a_config_file_that_is_not_yaml_is_one_paragraph_and_exit_2(text: str, t
     assert f"The config file {typo} is not valid YAML, {YAML_TYPOS[text]}" in result.stderr
 
 
+@pytest.mark.parametrize(("script", "key", "reason"), [
+    ("train.py", "paths.log_dir", "a part of its path is a file, not a folder"),
+    ("eval.py", "paths.log_dir", "a part of its path is a file, not a folder"),
+    ("train.py", "hydra.run.dir", "a file stands where its folder must be made"),
+])  # fmt: skip
+def test_a_file_where_a_folder_goes_is_one_paragraph_and_exit_2(
+    script: str, key: str, reason: str, tmp_path: Path
+) -> None:
+    """Were NotADirectoryError / FileExistsError tracebacks, exit 1 (an attack review)."""
+    (tmp_path / "a_file").write_text("not a folder")
+    result = run_cli(script, f"{key}={tmp_path / 'a_file'}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and reason in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == result.stderr.strip(), "one paragraph, nothing else"
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A folder holding a previous file for each kind that nothing can write into: a read-only tmpfs for

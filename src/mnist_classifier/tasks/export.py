@@ -129,6 +129,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigValueError(f"export.py needs a checkpoint: python export.py ckpt_path={EXAMPLE_PATH}")
     if cfg.format not in FORMATS:
         raise ConfigValueError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}.")
+    if cfg.get("output") and Path(cfg.output).is_dir():
+        raise ConfigValueError(
+            f"output={cfg.output} is a folder; name the file to write, e.g. "
+            f"output={Path(cfg.output) / FORMATS[cfg.format]}."
+        )
     outputs = f"probabilities (N, {NUM_CLASSES}), logits (N, {NUM_CLASSES})"
     hyper_parameters: dict[str, Any] = {}  # what model.json records (format=safetensors: one checkpoint only)
     if isinstance(cfg.ckpt_path, str):

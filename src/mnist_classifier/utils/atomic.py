@@ -23,6 +23,12 @@ _DISK_FAULTS = {
     errno.EPERM: "the folder is not writable",
     errno.EIO: "the disk reported an I/O error",
 }
+# a path of the wrong shape (paths.log_dir=<a file>, hydra.run.dir=<a file>): where a folder must be, a file is
+_PATH_FAULTS = {
+    errno.ENOTDIR: "a part of its path is a file, not a folder",
+    errno.EEXIST: "a file stands where its folder must be made",
+    errno.EISDIR: "a folder stands where the file must be",
+}
 
 
 def disk_fault(err: BaseException) -> OSError | None:
@@ -31,7 +37,7 @@ def disk_fault(err: BaseException) -> OSError | None:
     seen: set[int] = set()
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, OSError) and cause.errno in _DISK_FAULTS:
+        if isinstance(cause, OSError) and (cause.errno in _DISK_FAULTS or cause.errno in _PATH_FAULTS):
             return cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
@@ -42,6 +48,11 @@ def disk_fault_message(path: str | Path, fault: OSError, then: str = "run again"
     """One paragraph: which file, why, that the previous one is intact, and what to do."""
     target = Path(path)
     kept = f" The previous {target.name} is intact." if target.is_file() else ""
+    if fault.errno in _PATH_FAULTS:
+        return (
+            f"Could not write {target}: {_PATH_FAULTS[fault.errno]} ({fault.strerror}).{kept} Point paths.log_dir, "
+            f"hydra.run.dir or the output path at a folder (or at a place where one can be made), then {then}."
+        )
     reason = _DISK_FAULTS.get(fault.errno or 0, "the disk or folder refused the write")
     return (
         f"Could not write {target}: {reason} ({fault.strerror}).{kept} Free some space or make the folder "
