@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,13 @@ import optuna
 import pandas as pd
 import pytest
 from conftest import assert_ok, run_cli
+from optuna.distributions import FloatDistribution, IntDistribution
 from test_reports import FAST, assert_png
 
+from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.metrics_file import read_metrics
+from mnist_classifier.sweeps.optuna_search import OptunaSearch
+from mnist_classifier.sweeps.search_space import search_space
 from mnist_classifier.utils.threads import usable_cores
 
 
@@ -166,3 +171,33 @@ def test_threads_follow_the_cpu_affinity() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"
+
+
+def test_a_range_searches_what_a_grid_of_it_runs() -> None:
+    """range(0, 2) is seeds 0 and 1 in a grid (-m seed=range(0,2)); Optuna's search drew 0, 1 and 2."""
+    distributions, _ = search_space(["seed=range(0,2)", "model.net.dropout=range(0.0,0.5,0.25)"])
+    assert distributions["seed"] == IntDistribution(0, 1)
+    assert distributions["model.net.dropout"] == FloatDistribution(0.0, 0.25, step=0.25)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"n_trials": "abc"}, "hydra.sweeper.n_trials must be a whole number >= 1; got 'abc'"),
+    ({"n_trials": 0}, "hydra.sweeper.n_trials must be a whole number >= 1"),  # ran nothing, exit 0
+    ({"n_jobs": 0}, "hydra.sweeper.n_jobs must be a whole number >= 1"),
+    ({"direction": "sideways"}, "hydra.sweeper.direction must be maximize or minimize"),
+    ({"storage": "bogus://x"}, "hydra.sweeper.storage must be journal:PATH or a database URL"),
+    ({"storage": None}, "hydra.sweeper.storage must be journal:PATH or a database URL"),
+    ({"heartbeat_interval": 0}, "hydra.sweeper.heartbeat_interval must be a whole number of seconds >= 1"),
+    ({"max_failure_rate": -1}, "hydra.sweeper.max_failure_rate must be a number from 0 to 1"),
+])  # fmt: skip
+def test_bad_sweeper_settings_are_refused_before_a_trial(setting: dict, message: str) -> None:
+    """Were tracebacks from Optuna or SQLAlchemy (some after a trial had run), or no trial and exit 0."""
+    settings = {"study_name": "s", "storage": "sqlite:///s.db", **setting}
+    with pytest.raises(ConfigValueError, match=re.escape(message)):
+        OptunaSearch(**settings)
+
+
+@pytest.mark.parametrize("space", ["lr=interval(1,0)", "lr=tag(log, interval(-1, 1))", "seed=range(3,3)"])
+def test_a_search_space_optuna_cannot_draw_from_is_refused(space: str) -> None:
+    with pytest.raises(ConfigValueError, match=re.escape(f"The search space's {space} is not a range Optuna can")):
+        search_space([space])

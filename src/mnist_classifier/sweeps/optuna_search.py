@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STATUS = "status"  # the user attribute each finished trial carries
 OPTIMIZED_METRIC = "optimized_metric"  # the study's user attribute: the metric its trials' values are
 NOT_COUNTED = ("interrupted", "over_budget")
+# what open_storage takes: a journal file, or a database SQLAlchemy has a driver for here
+STORAGE_SCHEMES = ("journal:", "sqlite:", "postgresql", "mysql")
 
 
 def open_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.BaseStorage:
@@ -112,6 +114,30 @@ class OptunaSearch:
         self.sampler, self.params = sampler, params
         self.heartbeat_interval, self.study_summary = heartbeat_interval, study_summary
         self.job_idx = 0
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        """hydra.sweeper.* values: a bad one was a traceback from Optuna or SQLAlchemy, or a search that ran
+        no trial and said so with exit 0."""
+        for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigValueError(f"hydra.sweeper.{key} must be a whole number >= 1; got {value!r}.")
+        if str(self.direction).upper() not in StudyDirection.__members__ or self.direction == "not_set":
+            raise ConfigValueError(f"hydra.sweeper.direction must be maximize or minimize; got {self.direction!r}.")
+        rate = self.max_failure_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigValueError(f"hydra.sweeper.max_failure_rate must be a number from 0 to 1; got {rate!r}.")
+        beat = self.heartbeat_interval
+        if beat is not None and (isinstance(beat, bool) or not isinstance(beat, int) or beat < 1):
+            raise ConfigValueError(
+                f"hydra.sweeper.heartbeat_interval must be a whole number of seconds >= 1, or null for none; got "
+                f"{beat!r}."
+            )
+        if not isinstance(self.storage_url, str) or not self.storage_url.startswith(STORAGE_SCHEMES):
+            raise ConfigValueError(
+                f"hydra.sweeper.storage must be journal:PATH or a database URL (sqlite:///PATH, "
+                f"postgresql+psycopg://user@host/db); got {self.storage_url!r}."
+            )
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config: DictConfig | None = config

@@ -37,10 +37,13 @@ def distribution(override: Override) -> BaseDistribution | str:
     if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
         return _choices(override)
     if isinstance(value, RangeSweep):
-        assert value.start is not None and value.stop is not None
+        # the values a grid sweep of the same range(a, b, step) runs: b itself is left out, as in Python
+        values = [v for v in override.sweep_iterator(transformer=Transformer.encode) if isinstance(v, (int, float))]
+        if not values:
+            raise ValueError("the range holds no value")
         if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
-            return FloatDistribution(value.start, value.stop, step=value.step)
-        return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
+            return FloatDistribution(float(values[0]), float(values[-1]), step=value.step)
+        return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step))
     if isinstance(value, IntervalSweep):
         assert value.start is not None and value.end is not None
         log = "log" in value.tags
@@ -55,7 +58,15 @@ def search_space(arguments: Iterable[str]) -> tuple[dict[str, BaseDistribution],
     distributions: dict[str, BaseDistribution] = {}
     fixed: dict[str, str] = {}
     for override in OverridesParser.create().parse_overrides(list(arguments)):
-        key, value = override.get_key_element(), distribution(override)
+        key = override.get_key_element()
+        try:
+            value = distribution(override)
+        except ValueError as err:  # Optuna's: low > high, a log scale reaching 0 or below, a step wider than the range
+            raise ConfigValueError(
+                f"The search space's {override.input_line} is not a range Optuna can draw from: "
+                f"{str(err).rstrip('.')}. Write interval(low, high) with low <= high (both > 0 under "
+                f"tag(log, ...)), or choice(a, b, ...)."
+            ) from err
         if isinstance(value, BaseDistribution):
             distributions[key] = value
             fixed.pop(key, None)
