@@ -149,7 +149,8 @@ def test_bad_values_name_the_argument_and_through_the_config_the_key(
 
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
-    [({"degrees": -1}, "degrees"), ({"translate": 1.0}, "translate"), ({"scale": [1.1, 0.9]}, "scale"),
+    [({"degrees": -1}, "degrees"), ({"degrees": float("nan")}, "degrees"), ({"degrees": float("inf")}, "degrees"),
+     ({"translate": 1.0}, "translate"), ({"scale": [1.1, 0.9]}, "scale"),
      ({"scale": [0.0, 1.0]}, "scale"), ({"scale": 1.0}, "scale"), ({"elastic": -0.5}, "elastic"),
      ({"elastic": "x"}, "elastic"), ({"elastic_grid": 1}, "elastic_grid"), ({"elastic_grid": 4.0}, "elastic_grid")],
 )  # fmt: skip

@@ -245,6 +245,12 @@ BAD_VALUES = {
     "trainer.check_val_every_n_epoch=0": "trainer.check_val_every_n_epoch must be a whole number >= 1",
     "trainer.gradient_clip_val=nan": "trainer.gradient_clip_val must be a number >= 0, or null for none; got nan",
     "callbacks.early_stopping.monitor=val/los": "callbacks.early_stopping.monitor='val/los' is not a metric training",
+    "model.scheduler.pct_start=0": "model.scheduler cannot be built from",
+    "model.scheduler._target_=torch.optim.lr_scheduler.StepLR": "unexpected keyword argument 'max_lr'",
+    "model.loss=null": "model.loss must name a loss, e.g. model.loss._target_=torch.nn.CrossEntropyLoss; got None",
+    "data.split_seed=abc": "data.split_seed must be a whole number >= 0, got 'abc'",
+    "data.data_dir=null": "data.data_dir must be a folder's path",
+    "ckpt_path=''": "ckpt_path is empty: leave it out (or ckpt_path=null) to start a new run",
 }
 
 

@@ -15,7 +15,8 @@ _BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a black pixel after normalisatio
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (NaN and inf failed mid-training, deep in torch's random number drawing)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class RandomAffineBatch(torch.nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,6 +87,14 @@ class MNISTDataModule(L.LightningDataModule):
         if shuffle_seed is not None and (not isinstance(shuffle_seed, int) or isinstance(shuffle_seed, bool)):
             raise ArgumentError(
                 "shuffle_seed", lambda key: f"{key('shuffle_seed')} must be an integer or null, got {shuffle_seed!r}."
+            )
+        if not isinstance(split_seed, int) or isinstance(split_seed, bool) or not 0 <= split_seed < 2**63:
+            raise ArgumentError(
+                "split_seed", lambda key: f"{key('split_seed')} must be a whole number >= 0, got {split_seed!r}."
+            )
+        if not isinstance(data_dir, (str, os.PathLike)) or not str(data_dir):
+            raise ArgumentError(
+                "data_dir", lambda key: f"{key('data_dir')} must be a folder's path, e.g. {key('data_dir')}=data."
             )
         self.data_dir, self.val_size, self.split_seed = data_dir, val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

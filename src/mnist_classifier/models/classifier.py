@@ -86,6 +86,10 @@ class MNISTClassifier(L.LightningModule):
             )
         _check_optimizer(optimizer)
         _check_momentum_cycle(scheduler)
+        if not isinstance(loss, Mapping) or "_target_" not in loss:
+            raise ConfigValueError(
+                f"model.loss must name a loss, e.g. model.loss._target_=torch.nn.CrossEntropyLoss; got {loss!r}."
+            )
         if not (isinstance(channels_last, bool) or channels_last == "auto"):
             raise ConfigValueError(
                 f"model.channels_last must be true, false or auto (the fast layout for this network), got "
@@ -240,7 +244,13 @@ class MNISTClassifier(L.LightningModule):
             per_step = self.scheduler_interval == "step"
             run_length = int(self.trainer.estimated_stepping_batches) if per_step else self.trainer.max_epochs
             kwargs["total_steps"] = self._schedule_steps = max(run_length or 0, MIN_SCHEDULE_STEPS)
-        scheduler = make_scheduler(optimizer=optimizer, **kwargs)
+        try:
+            scheduler = make_scheduler(optimizer=optimizer, **kwargs)
+        except (ValueError, TypeError) as err:  # torch's own checks: pct_start outside (0, 1), a missing max_lr
+            raise ConfigValueError(
+                f"model.scheduler cannot be built from {self.scheduler_config}: {err}. Check the model.scheduler.* "
+                f"values (model.scheduler=null for a constant LR)."
+            ) from err
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

@@ -49,6 +49,11 @@ def check_train_config(cfg: DictConfig) -> None:
         isinstance(clip, (int, float)) and not isinstance(clip, bool) and 0 <= clip < math.inf
     ):
         raise ConfigValueError(f"trainer.gradient_clip_val must be a number >= 0, or null for none; got {clip!r}.")
+    if cfg.get("ckpt_path") == "":
+        raise ConfigValueError(
+            "ckpt_path is empty: leave it out (or ckpt_path=null) to start a new run, or name the checkpoint to "
+            "resume, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt."
+        )
     fit, test = cfg.get("train", True), cfg.get("test", True)
     if not fit and not test:
         raise ConfigValueError("train=false and test=false leave nothing to do: drop one of them.")
