@@ -16,10 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import QUIET, REPO, assert_ok, run_cli
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.errors import DiskWriteError
 from mnist_classifier.runtime.metrics_file import read_metrics, write_metrics
+from mnist_classifier.runtime.runner import override_value
 
 # 500 synthetic training images in batches of 50: 10 steps an epoch. Dropout and the dense recipe's batch
 # augmentation draw random numbers every step, so an exact resume needs the generators restored.
@@ -293,3 +297,16 @@ def test_metrics_file_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatc
         write_metrics(tmp_path, {"status": "failed"})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"status": "ok", "test/acc": 0.99}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+PRINTABLE = st.characters(blacklist_categories=("Cs", "Cc"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(lambda t: "${" not in t)
+)
+def test_a_path_in_a_printed_command_reads_back_as_itself(path: str) -> None:
+    """The resume command quotes ckpt_path for Hydra: a run dir named 'odd run,x=y' made it a parse error."""
+    override = OverridesParser.create().parse_overrides([f"ckpt_path={override_value(path)}"])[0]
+    assert override.value() == path

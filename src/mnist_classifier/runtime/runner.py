@@ -9,6 +9,7 @@ interrupted by SIGINT / SIGTERM, after saving what can be resumed.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 import time
@@ -44,17 +45,29 @@ def command_line(script: str, overrides: list[str]) -> str:
     return shlex.join(["python", script, *overrides])
 
 
+def override_value(path: str | Path) -> str:
+    """A path as a Hydra override's value: quoted when Hydra would read it otherwise (a run dir named with
+    '=', ',', brackets or spaces made the printed resume command an override parse error)."""
+    text = str(path)
+    if "/" in text and re.fullmatch(r"[\w/.+\-:@~%]+", text):  # a plain path (not one Hydra reads as 0 or null)
+        return text
+    quote = '"' if '"' not in text else "'"
+    # Hydra's quoted strings: a quote inside is escaped, and so are the backslashes before a quote or the end
+    text = re.sub(rf"(\\+)(?={quote}|$)", lambda run: run.group(1) * 2, text)
+    return quote + text.replace(quote, "\\" + quote) + quote
+
+
 def _resume_command(guard: InterruptGuard) -> str:
     """How to go on: resume from the checkpoint with the run's overrides; test a finished training with
     eval.py; rerun a run that saved nothing."""
     script = sys.argv[0]
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
-    if guard.training_finished and (guard.best_checkpoint or guard.checkpoint):
-        best = guard.best_checkpoint or guard.checkpoint
-        return command_line(str(Path(script).with_name("eval.py")), [f"ckpt_path={best}"])
+    best = guard.best_checkpoint or guard.checkpoint
+    if guard.training_finished and best is not None:
+        return command_line(str(Path(script).with_name("eval.py")), [f"ckpt_path={override_value(best)}"])
     if guard.checkpoint is not None:
-        return command_line(script, [*kept, f"ckpt_path={guard.checkpoint}"])
+        return command_line(script, [*kept, f"ckpt_path={override_value(guard.checkpoint)}"])
     return command_line(script, overrides)
 
 
