@@ -296,7 +296,7 @@ def test_datamodule_state_is_where_training_stands(synthetic_data_dir: Path) -> 
     batch = dm.train_set.__getitems__([0, 1])
     for _ in range(3):
         dm.on_after_batch_transfer(batch, 0)
-    assert dm.state_dict() == {"shuffle_seed": 5, "train_position": {"epoch": 1, "batches": 3}}
+    assert dm.state_dict() == {"shuffle_seed": 5, "train_position": {"epoch": 1, "batches": 3}, "batch_size": 32}
     FakeTrainer.num_training_batches = 3
     assert dm.state_dict()["train_position"] == {"epoch": 2, "batches": 0}
 
