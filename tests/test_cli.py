@@ -205,6 +205,16 @@ def test_ddp_on_three_processes_tests_every_image_once(synthetic_data_dir: Path,
     assert "site-packages" not in ddp.stderr, "no library warning (sync_dist, DistributedSampler, all_gather)"
 
 
+def test_a_damaged_archive_is_named(tmp_path: Path) -> None:
+    """Was: 'MNIST is not available ... Put the four files in that folder' (or a failed download's text)."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
+    result = run_cli("train.py", f"data.data_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'run'}", *QUIET)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{raw / 'train-images-idx3-ubyte.gz'} is there but damaged: its md5 is not MNIST's" in result.stderr
+
+
 def test_missing_data_is_one_clear_error(tmp_path: Path) -> None:
     result = run_cli(
         "train.py",

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from mnist_classifier.errors import DataNotFoundError
+from mnist_classifier.utils.atomic import disk_fault
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -83,12 +84,36 @@ def ensure_mnist(data_dir: str | Path) -> None:
     created = _first_missing(raw_folder(root))
     try:
         with _one_unpacker_at_a_time(root):
+            _check_archives(raw_folder(root))
             for train in (True, False):
                 MNIST(str(root), train=train, download=True)
     except (RuntimeError, OSError) as err:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
+        fault = disk_fault(err)
+        if fault is not None:  # the four files are there; unpacking them is what failed
+            raise DataNotFoundError(
+                f"MNIST's files in {raw_folder(root)} cannot be unpacked there ({fault.strerror}). Make the folder "
+                f"writable, or unpack them yourself (gunzip -k {raw_folder(root)}/*.gz) where you can write, "
+                f"or point data.data_dir at a copy."
+            ) from err
         raise DataNotFoundError(_missing_message(root, f"download failed: {err}")) from err
+
+
+def _check_archives(raw: Path) -> None:
+    """A .gz that is there but damaged (truncated, another file of its name) and not yet unpacked: torchvision
+    would take it for missing and try to download it, and the message would say to copy in what is there."""
+    from torchvision.datasets import MNIST
+    from torchvision.datasets.utils import check_integrity
+
+    for name, md5 in MNIST.resources:
+        archive = raw / name
+        if archive.is_file() and not (raw / archive.stem).exists() and not check_integrity(str(archive), md5):
+            raise DataNotFoundError(
+                f"{archive} is there but damaged: its md5 is not MNIST's (a truncated copy, or another file of "
+                f"that name). Copy it again (`make data`, or cp /path/to/MNIST/raw/{name} {raw}/), or delete it "
+                f"so that a run with network access downloads it."
+            )
 
 
 def load_split(data_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
