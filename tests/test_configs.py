@@ -100,19 +100,23 @@ def test_model_recipes_differ_as_specified() -> None:
     assert compose_train().model.net._target_.endswith("ConvNet"), "cnn is the default model"
 
 
-@pytest.mark.parametrize(("model", "override", "momentum"), [
-    ("dense", "model.optimizer.momentum=0.9", lambda group: group["momentum"]),
-    ("cnn", "model.optimizer.betas=[0.9,0.999]", lambda group: group["betas"][0]),
+@pytest.mark.parametrize(("model", "setting", "momentum"), [
+    ("dense", "model.optimizer.momentum={}", lambda group: group["momentum"]),
+    ("cnn", "model.optimizer.betas=[{},0.999]", lambda group: group["betas"][0]),
+    # the cnn recipe switched to SGD, as the README's SGD experiment did: an optimizer without betas
+    ("cnn", "+model.optimizer.momentum={} ~model.optimizer.betas model.optimizer._target_=torch.optim.SGD",
+     lambda group: group["momentum"]),
 ])  # fmt: skip
-def test_the_momentum_a_user_sets_is_the_one_the_schedule_starts_from(model: str, override: str, momentum) -> None:
+def test_the_momentum_a_user_sets_is_the_one_the_schedule_starts_from(model: str, setting: str, momentum) -> None:
     """OneCycleLR overwrites the optimizer's momentum every step: model.optimizer.momentum (and Adam's first beta)
     did nothing, and dense_optuna searched it. Now it is the schedule's peak (max_momentum)."""
-    for overrides, expected in (((), 0.95), ((override,), 0.9)):
+    for overrides, expected in ((() if "~" not in setting else setting.format(0.95).split(), 0.95),
+                                (setting.format(0.9).split(), 0.9)):  # fmt: skip
         cfg = compose_train(f"model={model}", *overrides)
         optimizer = instantiate(cfg.model.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
         instantiate(cfg.model.scheduler)(optimizer=optimizer, total_steps=100)
         assert momentum(optimizer.param_groups[0]) == pytest.approx(expected)
-    upside_down = compose_train(f"model={model}", override.replace("0.9", "0.5"))
+    upside_down = compose_train(f"model={model}", *setting.format(0.5).split())
     with pytest.raises(InstantiationException, match=r"needs 0 <= base_momentum <= max_momentum < 1"):
         instantiate(upside_down.model)
 

@@ -54,7 +54,9 @@ def _check_momentum_cycle(scheduler: Mapping[str, Any] | None) -> None:
         return
     if not scheduler.get("cycle_momentum", True):
         return
-    base, peak = scheduler.get("base_momentum", 0.85), scheduler.get("max_momentum", 0.95)
+    defaults = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters
+    base = scheduler.get("base_momentum", defaults["base_momentum"].default)
+    peak = scheduler.get("max_momentum", defaults["max_momentum"].default)
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (base, peak))
     if not (numbers and 0 <= base <= peak < 1):
         raise ConfigValueError(
