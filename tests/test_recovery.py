@@ -17,8 +17,9 @@ import pytest
 import torch
 from conftest import QUIET, REPO, assert_ok, run_cli
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.errors import DiskWriteError
@@ -111,6 +112,10 @@ def test_resume_that_would_change_the_schedule_is_refused(synthetic_data_dir: Pa
                       f"hydra.run.dir={tmp_path / 'c'}")  # fmt: skip
     assert smaller.returncode == 2, smaller.stderr[-2000:]
     assert "trained with data.batch_size=10; this run asks 5" in smaller.stderr
+    # testing the checkpoint at another batch size changes nothing: no refusal
+    tested = run_cli("train.py", *common, "train=false", "test=true", "optimized_metric=null", "data.batch_size=5",
+                     f"ckpt_path={last}", f"hydra.run.dir={tmp_path / 'd'}")  # fmt: skip
+    assert_ok(tested)
 
 
 def test_killed_run_resumed_from_its_last_checkpoint_reproduces_the_run(
@@ -248,7 +253,7 @@ BAD_VALUES = {
     "trainer.accumulate_grad_batches=0": "trainer.accumulate_grad_batches must be a whole number >= 1",
     "trainer.check_val_every_n_epoch=0": "trainer.check_val_every_n_epoch must be a whole number >= 1",
     "trainer.gradient_clip_val=nan": "trainer.gradient_clip_val must be a number >= 0, or null for none; got nan",
-    "callbacks.early_stopping.monitor=val/los": "callbacks.early_stopping.monitor='val/los' is not a metric training",
+    "callbacks.early_stopping.monitor=val/los": "callbacks.early_stopping.monitor='val/los' is not a value training",
     "model.scheduler.pct_start=0": "model.scheduler cannot be built from",
     "model.scheduler._target_=torch.optim.lr_scheduler.StepLR": "unexpected keyword argument 'max_lr'",
     "model.loss=null": "model.loss must name a loss, e.g. model.loss._target_=torch.nn.CrossEntropyLoss; got None",
@@ -303,10 +308,11 @@ PRINTABLE = st.characters(blacklist_categories=("Cs", "Cc"))
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(lambda t: "${" not in t)
-)
+@example("/¹")  # \w in Python, not in Hydra's unquoted values
+@given(st.text(PRINTABLE, min_size=1, max_size=30).filter(lambda text: "\\$" not in text))
 def test_a_path_in_a_printed_command_reads_back_as_itself(path: str) -> None:
-    """The resume command quotes ckpt_path for Hydra: a run dir named 'odd run,x=y' made it a parse error."""
+    """The resume command quotes ckpt_path for Hydra: a run dir named 'odd run,x=y' made it a parse error. Read
+    back as the run sees it: parsed by Hydra, then composed by OmegaConf (which resolves `${...}`). Paths with
+    a backslash before a `$` are left out: OmegaConf reads that as an escape either way."""
     override = OverridesParser.create().parse_overrides([f"ckpt_path={override_value(path)}"])[0]
-    assert override.value() == path
+    assert OmegaConf.create({"ckpt_path": override.value()}).ckpt_path == path

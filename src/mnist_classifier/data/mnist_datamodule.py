@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Sampler
 
 from mnist_classifier.data.in_memory import InMemoryMNIST, keep_batch
@@ -196,8 +197,8 @@ class MNISTDataModule(L.LightningDataModule):
     def _eval_sampler(self, dataset: InMemoryMNIST) -> Sampler[int] | None:
         """Under DDP each process evaluates its share, and every image once: Lightning's DistributedSampler
         repeats images until the shares are equal (10,000 test images on 3 processes were 10,002)."""
-        if self.trainer is None or self.trainer.world_size <= 1:
-            return None
+        if self.trainer is None or self.trainer.world_size <= 1 or len(dataset) < self.trainer.world_size:
+            return None  # fewer images than processes (a tiny data.val_size): Lightning's, which repeats some
         return UnrepeatedDistributedSampler(
             dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
         )
@@ -232,7 +233,8 @@ class MNISTDataModule(L.LightningDataModule):
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"The checkpoint's data position cannot be restored ({err}).") from err
         stored = state_dict.get("batch_size", self.batch_size)  # absent from checkpoints before 2026-12-08
-        if stored != self.batch_size:
+        testing = self.trainer is not None and self.trainer.state.fn != TrainerFn.FITTING  # train=false ckpt_path=
+        if stored != self.batch_size and not testing:
             # the position is counted in batches, and the run's length and schedule in steps of this size
             raise CheckpointError(
                 f"The checkpoint was trained with data.batch_size={stored}; this run asks {self.batch_size}, which "

@@ -111,7 +111,8 @@ class TestReport(L.Callback):
 
     def _gather(self, pl_module: L.LightningModule) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """All ranks' predictions."""
-        preds, labels = torch.cat(self.preds), torch.cat(self.labels)
+        nothing = torch.zeros(0, dtype=torch.long, device=pl_module.device)
+        preds, labels = (torch.cat(rows) if rows else nothing for rows in (self.preds, self.labels))
         mistakes = self.mistakes or {}
         if pl_module.trainer.world_size > 1:
             preds, labels = gather_rows(pl_module, preds), gather_rows(pl_module, labels)
@@ -136,7 +137,9 @@ class TestReport(L.Callback):
         return {key: value[keep] for key, value in gathered.items()}
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._gathered = self._gather(pl_module) if self.preds else None
+        # under DDP every rank takes part in the gathering, even one that tested nothing
+        gathered = self._gather(pl_module) if self.preds or trainer.world_size > 1 else None
+        self._gathered = gathered if gathered is not None and len(gathered[0]) else None
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """After the module has logged test/loss and test/acc (they go into the HPARAMS session)."""

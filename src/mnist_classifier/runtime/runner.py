@@ -49,11 +49,13 @@ def override_value(path: str | Path) -> str:
     """A path as a Hydra override's value: quoted when Hydra would read it otherwise (a run dir named with
     '=', ',', brackets or spaces made the printed resume command an override parse error)."""
     text = str(path)
-    if "/" in text and re.fullmatch(r"[\w/.+\-:@~%]+", text):  # a plain path (not one Hydra reads as 0 or null)
+    # a plain ASCII path (not a name Hydra reads as 0 or null, nor a letter its lexer takes only quoted)
+    if "/" in text and re.fullmatch(r"[\w/.+\-:@~%]+", text, re.ASCII):
         return text
     quote = '"' if '"' not in text else "'"
-    # Hydra's quoted strings: a quote inside is escaped, and so are the backslashes before a quote or the end
-    text = re.sub(rf"(\\+)(?={quote}|$)", lambda run: run.group(1) * 2, text)
+    # Hydra's quoted strings: a quote inside is escaped, and so are the backslashes before a quote or the end;
+    # `${` would be an interpolation when the config is composed
+    text = re.sub(rf"(\\+)(?={quote}|$)", lambda run: run.group(1) * 2, text).replace("${", "\\${")
     return quote + text.replace(quote, "\\" + quote) + quote
 
 
