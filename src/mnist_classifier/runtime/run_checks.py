@@ -11,6 +11,8 @@ from omegaconf import DictConfig
 from mnist_classifier.errors import ConfigValueError
 
 FIT_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
+# what a callback may monitor: the metrics, the step values the module logs, and Lightning's own counters
+MONITORABLE = (*FIT_METRICS, "train/loss_step", "train/lr", "step", "epoch")
 TEST_METRICS = ("test/loss", "test/acc")
 MAX_SEED = 2**32 - 1  # numpy's limit, which seed_everything applies
 
@@ -69,11 +71,13 @@ def check_train_config(cfg: DictConfig) -> None:
         )
 
 
-def check_batch_limits(trainer: DictConfig, fit: bool, test: bool) -> None:
+def check_batch_limits(
+    trainer: DictConfig, fit: bool, test: bool, test_instead: str = "to skip the test, set test=false"
+) -> None:
     """A stage whose batch limit is 0 runs nothing, and the run said ok with nothing trained or tested."""
     stages = (
         (fit, "limit_train_batches", "training", "to only test a checkpoint, use eval.py ckpt_path=..."),
-        (test, "limit_test_batches", "test", "train.py skips its test with test=false"),
+        (test, "limit_test_batches", "test", test_instead),
     )
     for on, key, stage, instead in stages:
         if on and trainer.get(key) == 0:
@@ -87,10 +91,10 @@ def check_monitors_exist(cfg: DictConfig) -> None:
     """A callback watching a metric that is never logged (a typo) failed after the first epoch's work."""
     for name, callback in (cfg.get("callbacks") or {}).items():
         monitor = callback.get("monitor") if callback is not None else None
-        if isinstance(monitor, str) and monitor not in FIT_METRICS:
+        if isinstance(monitor, str) and monitor not in MONITORABLE:
             raise ConfigValueError(
-                f"callbacks.{name}.monitor={monitor!r} is not a metric training logs; choose one of "
-                f"{', '.join(FIT_METRICS)}."
+                f"callbacks.{name}.monitor={monitor!r} is not a value training logs; choose one of "
+                f"{', '.join(MONITORABLE)}."
             )
 
 

@@ -26,7 +26,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Works for a checkpoint of either model or any experiment: no `model=` is needed."""
     if not cfg.get("ckpt_path"):
         raise CheckpointError(f"eval.py needs a checkpoint: python eval.py ckpt_path={EXAMPLE_PATH}")
-    check_batch_limits(cfg.trainer, fit=False, test=True)
+    check_batch_limits(cfg.trainer, fit=False, test=True, test_instead="eval.py is nothing but its test")
     checkpoint: dict[str, Any] | None = None
     model: MNISTClassifier | EnsembleClassifier
     if isinstance(cfg.ckpt_path, str):
