@@ -17,7 +17,7 @@ from test_reports import FAST, assert_png
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.metrics_file import read_metrics
-from mnist_classifier.sweeps.optuna_search import OptunaSearch
+from mnist_classifier.sweeps.optuna_search import OptunaSearch, open_storage
 from mnist_classifier.sweeps.search_space import search_space
 from mnist_classifier.utils.threads import usable_cores
 
@@ -175,9 +175,12 @@ def test_threads_follow_the_cpu_affinity() -> None:
 
 def test_a_range_searches_what_a_grid_of_it_runs() -> None:
     """range(0, 2) is seeds 0 and 1 in a grid (-m seed=range(0,2)); Optuna's search drew 0, 1 and 2."""
-    distributions, _ = search_space(["seed=range(0,2)", "model.net.dropout=range(0.0,0.5,0.25)"])
+    spaces = ["seed=range(0,2)", "model.net.dropout=range(0.0,0.5,0.25)", "lr=range(0,1,0.3)", "batch=range(5,0,-1)"]
+    distributions, _ = search_space(spaces)
     assert distributions["seed"] == IntDistribution(0, 1)
     assert distributions["model.net.dropout"] == FloatDistribution(0.0, 0.25, step=0.25)
+    assert distributions["lr"] == FloatDistribution(0.0, 0.9, step=0.3), "0.9, not the grid's 0.8999999999999999"
+    assert distributions["batch"] == IntDistribution(1, 5), "a descending range runs the same values"
 
 
 @pytest.mark.parametrize(("setting", "message"), [
@@ -185,7 +188,8 @@ def test_a_range_searches_what_a_grid_of_it_runs() -> None:
     ({"n_trials": 0}, "hydra.sweeper.n_trials must be a whole number >= 1"),  # ran nothing, exit 0
     ({"n_jobs": 0}, "hydra.sweeper.n_jobs must be a whole number >= 1"),
     ({"direction": "sideways"}, "hydra.sweeper.direction must be maximize or minimize"),
-    ({"storage": "bogus://x"}, "hydra.sweeper.storage must be journal:PATH or a database URL"),
+    ({"direction": "NOT_SET"}, "hydra.sweeper.direction must be maximize or minimize"),
+    ({"storage": "sqlite:x.db"}, "hydra.sweeper.storage must be journal:PATH or a database URL"),
     ({"storage": None}, "hydra.sweeper.storage must be journal:PATH or a database URL"),
     ({"heartbeat_interval": 0}, "hydra.sweeper.heartbeat_interval must be a whole number of seconds >= 1"),
     ({"max_failure_rate": -1}, "hydra.sweeper.max_failure_rate must be a number from 0 to 1"),
@@ -195,6 +199,12 @@ def test_bad_sweeper_settings_are_refused_before_a_trial(setting: dict, message:
     settings = {"study_name": "s", "storage": "sqlite:///s.db", **setting}
     with pytest.raises(ConfigValueError, match=re.escape(message)):
         OptunaSearch(**settings)
+
+
+@pytest.mark.parametrize("url", ["bogus://x", "mariadb+nosuchdriver://user@host/db"])
+def test_a_database_url_sqlalchemy_cannot_open_is_refused(url: str) -> None:
+    with pytest.raises(ConfigValueError, match=re.escape(f"hydra.sweeper.storage={url} is not a database SQLAlchemy")):
+        open_storage(url, 60)
 
 
 @pytest.mark.parametrize("space", ["lr=interval(1,0)", "lr=tag(log, interval(-1, 1))", "seed=range(3,3)"])

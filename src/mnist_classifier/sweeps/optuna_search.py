@@ -12,6 +12,7 @@ hydra-core and omegaconf; and a shared budget and interrupted trials would need 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
@@ -39,8 +41,6 @@ log = logging.getLogger(__name__)
 STATUS = "status"  # the user attribute each finished trial carries
 OPTIMIZED_METRIC = "optimized_metric"  # the study's user attribute: the metric its trials' values are
 NOT_COUNTED = ("interrupted", "over_budget")
-# what open_storage takes: a journal file, or a database SQLAlchemy has a driver for here
-STORAGE_SCHEMES = ("journal:", "sqlite:", "postgresql", "mysql")
 
 
 def open_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.BaseStorage:
@@ -54,8 +54,14 @@ def open_storage(url: str, heartbeat_interval: int | None) -> optuna.storages.Ba
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    with heartbeats_without_warnings():
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval)
+    try:
+        with heartbeats_without_warnings():
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval)
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError) as err:  # no such driver
+        raise ConfigValueError(
+            f"hydra.sweeper.storage={url} is not a database SQLAlchemy can open here ({err}). Use sqlite:///PATH, "
+            f"postgresql+psycopg://user@host/db, or journal:PATH."
+        ) from err
 
 
 @contextmanager
@@ -122,7 +128,7 @@ class OptunaSearch:
         for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigValueError(f"hydra.sweeper.{key} must be a whole number >= 1; got {value!r}.")
-        if str(self.direction).upper() not in StudyDirection.__members__ or self.direction == "not_set":
+        if str(self.direction).lower() not in ("maximize", "minimize"):
             raise ConfigValueError(f"hydra.sweeper.direction must be maximize or minimize; got {self.direction!r}.")
         rate = self.max_failure_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
@@ -133,7 +139,8 @@ class OptunaSearch:
                 f"hydra.sweeper.heartbeat_interval must be a whole number of seconds >= 1, or null for none; got "
                 f"{beat!r}."
             )
-        if not isinstance(self.storage_url, str) or not self.storage_url.startswith(STORAGE_SCHEMES):
+        url = self.storage_url
+        if not isinstance(url, str) or not (url.startswith("journal:") or re.match(r"[\w+]+://", url)):
             raise ConfigValueError(
                 f"hydra.sweeper.storage must be journal:PATH or a database URL (sqlite:///PATH, "
                 f"postgresql+psycopg://user@host/db); got {self.storage_url!r}."
@@ -166,6 +173,13 @@ class OptunaSearch:
         metric = str(self.config.get("optimized_metric"))
         started = study.user_attrs.get(OPTIMIZED_METRIC)
         if started is None:  # a new study (or one started before this check): it is this metric's from now on
+            if study.get_trials(deepcopy=False):
+                log.warning(
+                    "Study %r has trials from before it recorded its metric; it is taken to be %s. If they were "
+                    "of another metric, start a new study (hydra.sweeper.study_name).",
+                    self.study_name,
+                    metric,
+                )
             study.set_user_attr(OPTIMIZED_METRIC, metric)
             started = metric
         wanted = f"{direction.name.lower()} {metric}"

@@ -38,12 +38,15 @@ def distribution(override: Override) -> BaseDistribution | str:
         return _choices(override)
     if isinstance(value, RangeSweep):
         # the values a grid sweep of the same range(a, b, step) runs: b itself is left out, as in Python
-        values = [v for v in override.sweep_iterator(transformer=Transformer.encode) if isinstance(v, (int, float))]
-        if not values:
+        count = sum(1 for _ in override.sweep_iterator())
+        if not count or value.start is None or value.step is None:
             raise ValueError("the range holds no value")
+        step = abs(value.step)  # a descending range runs the same values
+        low = min(value.start, value.start + value.step * (count - 1))
         if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
-            return FloatDistribution(float(values[0]), float(values[-1]), step=value.step)
-        return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step))
+            # the last value computed, not accumulated: range(0, 1, 0.3) ends at 0.9, not 0.8999999999999999
+            return FloatDistribution(float(low), round(low + step * (count - 1), 12), step=step)
+        return IntDistribution(int(low), int(low + step * (count - 1)), step=int(step))
     if isinstance(value, IntervalSweep):
         assert value.start is not None and value.end is not None
         log = "log" in value.tags
