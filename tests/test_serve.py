@@ -540,7 +540,7 @@ def test_an_unloadable_model_stops_the_server_with_its_message(tmp_path: Path) -
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "999.1.1.1"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "192.0.2.1", "999.1.1.1"])  # in use; not of this machine; no address
 def test_a_port_in_use_or_a_foreign_address_is_one_paragraph_and_exit_2(host: str, tmp_path: Path) -> None:
     """Was uvicorn's own error line after 'Serving on ...', and exit 3 (in no table of ours)."""
     (tmp_path / "model.onnx").write_bytes(b"never loaded: the socket comes first")

@@ -39,13 +39,17 @@ class _Server(uvicorn.Server):
 def _listening_socket(host: str, port: int) -> socket.socket:
     """The server's socket, bound before anything starts: a port in use or an address not of this machine is
     the one-paragraph error and exit 2 (uvicorn printed its own line and exited 3, after 'Serving on')."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own: a restart need not wait
-    try:
-        sock.bind((host, port))
+    sock: socket.socket | None = None
+    try:  # a name (localhost) binds the first address it resolves to, IPv4 or IPv6
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own: a restart need not wait
+        sock.bind(address)
     except OSError as err:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise InputError(
             f"serve.py cannot listen on {host}:{port} ({err.strerror or err}). Stop whatever holds that port or "
             f"pick another (port=8001), and use an address of this machine (host=127.0.0.1, or 0.0.0.0 for all)."
