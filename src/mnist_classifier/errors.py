@@ -26,6 +26,10 @@ def shown(value: object) -> str:
 KeyOf = Callable[[str], str]  # an argument's name -> how the message writes it (the bare name or a config key)
 
 
+# why no tool here loads a TorchScript or torch.export file (checkpoint/loader.py, models/onnx_model.py)
+UNPICKLES = "loading one unpickles it, which can run code from the file"
+
+
 class UserFacingError(Exception):
     """Bad input (config value, path, file, checkpoint): the message says what is wrong and how to fix it."""
 

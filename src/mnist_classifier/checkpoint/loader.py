@@ -15,7 +15,7 @@ import torch
 from mnist_classifier.checkpoint.pickle_scan import other_globals, unfolded_size
 from mnist_classifier.checkpoint.trust import check_stored_configs
 from mnist_classifier.checkpoint.weights_file import SUFFIX, read_weights
-from mnist_classifier.errors import CheckpointError, shown
+from mnist_classifier.errors import UNPICKLES, CheckpointError, shown
 
 log = logging.getLogger(__name__)
 EXAMPLE_PATH = "logs/train/runs/<run>/checkpoints/last.ckpt"
@@ -81,8 +81,8 @@ def _exported_file_message(suffix: str, path: str) -> str:
             f"model.safetensors (export.py format=safetensors)."
         )
     return (
-        f"ckpt_path={path} is a torch.export (.pt2) file, not a checkpoint: loading one unpickles "
-        f"it, which can run code from the file, so no tool here reads one. Pass the checkpoint it was exported "
+        f"ckpt_path={path} is a torch.export (.pt2) file, not a checkpoint: {UNPICKLES}, so no tool here reads "
+        f"one. Pass the checkpoint it was exported "
         f"from, model.safetensors (ckpt_path=) or model.onnx (model_path=), both written by export.py."
     )
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from mnist_classifier.console.story import console_for
 from mnist_classifier.utils.atomic import atomic_file
 
 FIRST = ("data", "model", "trainer", "callbacks", "reports", "logger", "paths")
@@ -28,6 +29,6 @@ def config_tree(cfg: DictConfig) -> Tree:
 
 def print_config_tree(cfg: DictConfig, output_dir: str | Path) -> None:
     tree = config_tree(cfg)
-    Console().print(tree)
+    console_for().print(tree)
     with atomic_file(Path(output_dir) / "config_tree.log", "w") as file:
         Console(file=file, width=120, color_system=None).print(tree)

@@ -24,13 +24,17 @@ def tell(line: str) -> None:
 PLAIN_WIDTH = 200
 
 
-def show(renderable: Any, *, stderr: bool = False, soft_wrap: bool = False) -> None:
-    """A rich table of the story: drawn for the terminal (or PLAIN_WIDTH wide off one, so that paths stay
-    whole to copy), and as plain text 120 columns wide in the log."""
+def console_for(*, stderr: bool = False) -> Console:
+    """rich's console for stdout (or stderr): the terminal's width, or PLAIN_WIDTH off a terminal, so that
+    paths stay whole to copy."""
     console = Console(stderr=stderr)
-    if not console.is_terminal:
-        console = Console(stderr=stderr, width=PLAIN_WIDTH)
-    console.print(renderable, soft_wrap=soft_wrap)
+    return console if console.is_terminal else Console(stderr=stderr, width=PLAIN_WIDTH)
+
+
+def show(renderable: Any, *, stderr: bool = False, soft_wrap: bool = False) -> None:
+    """A rich table of the story: drawn for the console (console_for), and as plain text 120 columns wide in
+    the log."""
+    console_for(stderr=stderr).print(renderable, soft_wrap=soft_wrap)
     if STORY.isEnabledFor(logging.INFO):
         plain = Console(file=io.StringIO(), width=120, color_system=None)
         plain.print(renderable)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mnist_classifier.digits import NUM_CLASSES
-from mnist_classifier.errors import InputError
+from mnist_classifier.errors import UNPICKLES, InputError
 from mnist_classifier.models.onnx_graph import EXPORT_EXAMPLE, MAX_BATCH, MAX_FILE_BYTES, check_graph
 
 # an exported model's contract (models/probability_model.py): pixels in; probabilities and logits out
@@ -25,8 +25,8 @@ class OnnxModel:
         file = Path(str(path)).expanduser()
         if file.suffix in {".pt", ".pt2"}:
             raise InputError(
-                f"model_path={path} is a TorchScript or torch.export (.pt2) file: loading one unpickles it, which "
-                f"can run code from the file, so neither predict.py nor serve.py loads one. Pass model.onnx "
+                f"model_path={path} is a TorchScript or torch.export (.pt2) file: {UNPICKLES}, so neither "
+                f"predict.py nor serve.py loads one. Pass model.onnx "
                 f"(export.py format=onnx), or ckpt_path= a checkpoint or model.safetensors (export.py "
                 f"format=safetensors)."
             )

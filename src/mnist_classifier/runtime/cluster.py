@@ -64,7 +64,8 @@ def is_rank_zero() -> bool:
 def rank_log_name(job_name: str) -> str:
     """train.log for rank 0, train_rank<k>.log for the others: one run dir, one log each. Lightning starts
     the other processes of a DDP run on one machine with hydra.job.name=train_ddp_process_<k>, whatever the
-    script; their logs keep the script's name."""
+    script (lightning/fabric/strategies/launchers/subprocess_script.py); their logs keep the script's name
+    (a run given its own hydra.job.name has that name on rank 0 only: the others cannot know it)."""
     if re.fullmatch(r"train_ddp_process_\d+", job_name):
         job_name = Path(sys.argv[0]).stem
     rank = global_rank()
