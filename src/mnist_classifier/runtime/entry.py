@@ -20,6 +20,9 @@ from mnist_classifier.runtime.resolvers import register_resolvers
 def prepare(entry_file: str) -> None:
     """`paths.root_dir` is the folder of the entry script (configs read it from PROJECT_ROOT)."""
     os.environ.setdefault("PROJECT_ROOT", str(Path(entry_file).resolve().parent))
+    # logger=mlflow: MLflow's own handler prints its database set-up at INFO ("Creating initial MLflow
+    # database tables...") on the console; its level is read when it is imported (set yours to see them)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     register_resolvers()
     quiet_library_warnings()
 
