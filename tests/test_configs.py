@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.runtime.run_checks import check_train_config
 from mnist_classifier.utils.instantiate import instantiate_group
 
 CONFIGS = REPO / "configs"
@@ -151,3 +152,11 @@ def test_run_dirs_follow_template_layout() -> None:
     assert isinstance(hydra, dict)
     assert hydra["run"]["dir"] == "${paths.log_dir}/${task_name}/runs/${run_name:}"
     assert hydra["sweep"]["dir"].endswith("multiruns/${run_name:}")
+
+
+@pytest.mark.parametrize("monitor", ["step", "epoch", "train/loss_step", "train/lr", "val/loss"])
+def test_a_callback_may_monitor_what_training_logs(monitor: str) -> None:
+    """The monitor check (a typo failed after the first epoch) refused `step`, the usual 'keep the latest N'."""
+    check_train_config(compose_train(f"callbacks.model_checkpoint.monitor={monitor}"))
+    with pytest.raises(ConfigValueError, match="is not a value training logs"):
+        check_train_config(compose_train(f"callbacks.model_checkpoint.monitor={monitor}x"))
