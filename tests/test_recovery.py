@@ -304,6 +304,14 @@ def test_metrics_file_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
+def test_files_are_written_with_the_mode_open_gives(tmp_path: Path) -> None:
+    """Checkpoints, metrics.json and exports were 0600 (mkstemp's), where every other file of a run is 0644:
+    on a shared machine, no one else could read the results."""
+    write_metrics(tmp_path, {"status": "ok"})
+    (tmp_path / "plain.txt").write_text("open()'s")
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777
+
+
 PRINTABLE = st.characters(blacklist_categories=("Cs", "Cc"))
 
 

@@ -60,6 +60,16 @@ def disk_fault_message(path: str | Path, fault: OSError, then: str = "run again"
     )
 
 
+def _file_mode() -> int:
+    """The mode open() gives a new file here: 0666 less the process's umask (read once, at import)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Write to the yielded file; `path` is replaced only if the block finishes without error. A disk
@@ -69,6 +79,8 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        if hasattr(os, "fchmod"):  # POSIX: mkstemp's 0600 would make every result readable by its owner alone
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as file:
             yield file
             file.flush()
