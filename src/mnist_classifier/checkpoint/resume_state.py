@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from mnist_classifier.checkpoint.loader import meta_net, odd_tensor
 from mnist_classifier.errors import CheckpointError, shown
+from mnist_classifier.utils.numbers import is_number
 
 
 def check_training_progress(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -107,20 +108,16 @@ def _check_schedule_state(
         )
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _flag_or_number(value: Any) -> bool:
-    return value is None or isinstance(value, bool) or _is_number(value)
+    return value is None or isinstance(value, bool) or is_number(value)
 
 
 def _same_kind(stored: Any, fresh: Any) -> bool:
     """Numbers (a learning rate, a step) may differ from this run's; anything else must be this run's: a
     flag (capturable=True on a CPU run fails in torch's step), a name (a schedule phase's `start_lr` names
     the parameter-group key it reads), a mapping's keys, a list's length."""
-    if _is_number(fresh):
-        return _is_number(stored)
+    if is_number(fresh):
+        return is_number(stored)
     if isinstance(fresh, list | tuple):
         return isinstance(stored, list | tuple) and len(stored) == len(fresh) and all(map(_same_kind, stored, fresh))
     if isinstance(fresh, dict):
@@ -139,7 +136,7 @@ def _odd_group_key(group: Any, fresh: dict[str, Any]) -> str | None:
     if group.get("params") != fresh["params"]:
         return "params"
     # a flag the group lacks takes torch's default when loaded (an older torch wrote fewer); a number may not
-    missing = [key for key, value in fresh.items() if key not in group and _is_number(value)]
+    missing = [key for key, value in fresh.items() if key not in group and is_number(value)]
     other = [key for key, value in fresh.items() if key in group and not _same_kind(group[key], value)]
     # what the schedule adds (initial_lr, max_lr, ...) is numbers; an older torch's flags are bools or None
     extra = [key for key, value in group.items() if key not in fresh and not _flag_or_number(value)]

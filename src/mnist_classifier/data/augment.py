@@ -10,13 +10,9 @@ import torch.nn.functional as F
 
 from mnist_classifier.data.in_memory import MNIST_MEAN, MNIST_STD
 from mnist_classifier.errors import ArgumentError
+from mnist_classifier.utils.numbers import is_finite_number
 
 _BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD  # a black pixel after normalisation
-
-
-def _is_number(value: object) -> bool:
-    """A finite int or float (NaN and inf failed mid-training, deep in torch's random number drawing)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class RandomAffineBatch(torch.nn.Module):
@@ -34,16 +30,16 @@ class RandomAffineBatch(torch.nn.Module):
         elastic_grid: int = 4,
     ) -> None:
         super().__init__()
-        if not _is_number(degrees) or degrees < 0:
+        if not is_finite_number(degrees) or degrees < 0:
             raise ArgumentError("degrees", lambda key: f"{key('degrees')} must be a number >= 0, got {degrees!r}.")
-        if not _is_number(translate) or not 0 <= translate < 1:
+        if not is_finite_number(translate) or not 0 <= translate < 1:
             raise ArgumentError("translate", lambda key: f"{key('translate')} must be in [0, 1), got {translate!r}.")
-        pair = isinstance(scale, Sequence) and len(scale) == 2 and all(_is_number(bound) for bound in scale)
+        pair = isinstance(scale, Sequence) and len(scale) == 2 and all(is_finite_number(bound) for bound in scale)
         if not pair or not 0 < scale[0] <= scale[1]:
             raise ArgumentError(
                 "scale", lambda key: f"{key('scale')} must be [low, high] with 0 < low <= high, got {scale!r}."
             )
-        if not _is_number(elastic) or elastic < 0:
+        if not is_finite_number(elastic) or elastic < 0:
             raise ArgumentError(
                 "elastic", lambda key: f"{key('elastic')} must be a number >= 0 (pixels), got {elastic!r}."
             )

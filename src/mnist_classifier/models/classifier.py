@@ -24,6 +24,7 @@ from mnist_classifier.errors import CheckpointError, ConfigValueError
 from mnist_classifier.models.divergence import check_epoch_loss, check_final_accuracy
 from mnist_classifier.utils.fast_path import uses_channels_last
 from mnist_classifier.utils.instantiate import instantiate_argument
+from mnist_classifier.utils.numbers import is_number
 from mnist_classifier.utils.plain import to_plain
 
 SCHEDULER_INTERVALS = ("step", "epoch")
@@ -57,8 +58,7 @@ def _check_momentum_cycle(scheduler: Mapping[str, Any] | None) -> None:
     defaults = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters
     base = scheduler.get("base_momentum", defaults["base_momentum"].default)
     peak = scheduler.get("max_momentum", defaults["max_momentum"].default)
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (base, peak))
-    if not (numbers and 0 <= base <= peak < 1):
+    if not (is_number(base) and is_number(peak) and 0 <= base <= peak < 1):
         raise ConfigValueError(
             f"The one-cycle schedule moves the momentum between model.scheduler.base_momentum ({base!r}) and "
             f"max_momentum ({peak!r}; the recipes take it from model.optimizer.momentum, or Adam's first beta), "

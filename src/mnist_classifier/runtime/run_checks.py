@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from mnist_classifier.errors import ConfigValueError
+from mnist_classifier.utils.numbers import is_number
 
 FIT_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
 # what a callback may monitor: the metrics, the step values the module logs, and Lightning's own counters
@@ -47,9 +48,7 @@ def check_train_config(cfg: DictConfig) -> None:
         if trainer.get(key) is not None:
             check_integer(trainer.get(key), f"trainer.{key}", 1)
     clip = trainer.get("gradient_clip_val")
-    if clip is not None and not (
-        isinstance(clip, (int, float)) and not isinstance(clip, bool) and 0 <= clip < math.inf
-    ):
+    if clip is not None and not (is_number(clip) and 0 <= clip < math.inf):
         raise ConfigValueError(f"trainer.gradient_clip_val must be a number >= 0, or null for none; got {clip!r}.")
     if cfg.get("ckpt_path") == "":
         raise ConfigValueError(

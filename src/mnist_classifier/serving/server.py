@@ -23,6 +23,7 @@ from mnist_classifier.runtime.run_checks import check_common, check_integer
 from mnist_classifier.serving.app import Limits, create_app
 from mnist_classifier.serving.decoders import PictureDecoders, default_processes
 from mnist_classifier.serving.slow_clients import with_deadlines
+from mnist_classifier.utils.numbers import is_number
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _limits(cfg: DictConfig) -> Limits:
     for name, value in values.items():
         if name.startswith("max_"):
             check_integer(value, f"limits.{name}", 1)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        elif not is_number(value) or not 0 < value < math.inf:
             # NaN compares false to everything: it passed `value <= 0`, and every request then waited forever
             raise ConfigValueError(f"limits.{name} must be a number of seconds > 0 (and finite); got {value!r}.")
     return Limits(**values)

@@ -33,9 +33,11 @@ from optuna.trial import TrialState
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.metrics_file import read_metrics
+from mnist_classifier.runtime.run_checks import check_integer
 from mnist_classifier.sweeps.search_space import search_space, trial_overrides
 from mnist_classifier.sweeps.study_report import write_study_report
 from mnist_classifier.utils.atomic import write_text
+from mnist_classifier.utils.numbers import is_number
 
 log = logging.getLogger(__name__)
 STATUS = "status"  # the user attribute each finished trial carries
@@ -126,12 +128,11 @@ class OptunaSearch:
         """hydra.sweeper.* values: a bad one was a traceback from Optuna or SQLAlchemy, or a search that ran
         no trial and said so with exit 0."""
         for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigValueError(f"hydra.sweeper.{key} must be a whole number >= 1; got {value!r}.")
+            check_integer(value, f"hydra.sweeper.{key}", 1)
         if str(self.direction).lower() not in ("maximize", "minimize"):
             raise ConfigValueError(f"hydra.sweeper.direction must be maximize or minimize; got {self.direction!r}.")
         rate = self.max_failure_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        if not is_number(rate) or not 0 <= rate <= 1:
             raise ConfigValueError(f"hydra.sweeper.max_failure_rate must be a number from 0 to 1; got {rate!r}.")
         beat = self.heartbeat_interval
         if beat is not None and (isinstance(beat, bool) or not isinstance(beat, int) or beat < 1):
