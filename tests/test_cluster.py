@@ -117,6 +117,41 @@ def test_requeued_slurm_job_goes_on_from_its_last_checkpoint(synthetic_data_dir:
     assert metrics["status"] == "ok" and metrics["global_step"] == 30 and metrics["epochs"] == 3
 
 
+@pytest.mark.parametrize(
+    ("environment", "refused"),
+    [
+        ({"TORCHELASTIC_RUN_ID": "job1"}, True),  # torchrun started again with the same --rdzv-id
+        ({"TORCHELASTIC_RUN_ID": "job1", "TORCHELASTIC_RESTART_COUNT": "1"}, False),  # torchrun restarted it
+        ({**slurm_env("777", 0, 1, 29500), "SLURM_RESTART_COUNT": "1"}, False),  # SLURM requeued it
+        ({"SLURM_RESTART_COUNT": "1"}, True),  # by hand, in a shell of a job: not that job's restart
+        ({"RANK": "1", "LOCAL_RANK": "1"}, False),  # another rank of the run: rank 0 made the dir
+    ],
+    ids=["torchrun again", "torchrun restart", "slurm requeue", "restart count alone", "rank 1"],
+)
+def test_a_dir_with_an_earlier_runs_results_is_refused_unless_the_job_goes_on_there(
+    environment: dict[str, str], refused: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omegaconf import OmegaConf
+
+    from mnist_classifier.errors import ConfigValueError
+    from mnist_classifier.runtime.run_dir_guard import check_run_dir
+
+    for name in [*os.environ]:
+        if name.startswith(("SLURM_", "TORCHELASTIC_")) or name in ("RANK", "LOCAL_RANK"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"an earlier attempt's")
+    config = OmegaConf.create({"task_name": "train", "hydra": {"run": {"dir": str(tmp_path)}}})
+    if not refused:
+        check_run_dir(config)
+        return
+    with pytest.raises(ConfigValueError, match="already holds an earlier run's results") as error:
+        check_run_dir(config)
+    assert ("--rdzv-id" in str(error.value)) == ("TORCHELASTIC_RUN_ID" in environment)
+
+
 SWEEP = [*TINY, "debug=limit", "reports=none"]
 
 

@@ -131,6 +131,31 @@ def test_killed_run_resumed_from_its_last_checkpoint_reproduces_the_run(
     assert_same_run(uninterrupted, tmp_path / "b")
 
 
+def files_in(directory: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+def test_a_run_into_an_earlier_runs_dir_is_refused_and_a_resume_there_goes_on(
+    uninterrupted: Path, synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    """`hydra.run.dir=` given twice: the second run wrote over the first's last.ckpt and metrics.json (and
+    Hydra over its .hydra/ config) as it went. Now it is refused before anything is written, train and eval
+    alike, and the one run that belongs there, the interrupted training resumed in place, goes on."""
+    data, run_dir = f"data.data_dir={synthetic_data_dir}", tmp_path / "a"
+    stopped = run_cli("train.py", data, *EXACT, *signal_at(14, "SIGTERM"), f"hydra.run.dir={run_dir}")
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    before, last = files_in(run_dir), run_dir / "checkpoints" / "last.ckpt"
+    for script, overrides in (("train.py", [data, *EXACT]), ("eval.py", [data, f"ckpt_path={last}"])):
+        again = run_cli(script, *overrides, f"hydra.run.dir={run_dir}")
+        assert again.returncode == 2, again.stderr[-3000:]
+        assert f"Error: hydra.run.dir={run_dir} already holds an earlier run's results (metrics.json, " in again.stderr
+        assert ("resume it: add ckpt_path=" in again.stderr) == (script == "train.py")
+        assert "Traceback" not in again.stderr and "Warning" not in again.stderr
+        assert files_in(run_dir) == before, f"{script} changed the earlier run's files"
+    assert_ok(run_cli("train.py", data, *EXACT, f"ckpt_path={last}", f"hydra.run.dir={run_dir}"))
+    assert_same_run(uninterrupted, run_dir)
+
+
 def test_a_resumed_run_in_a_new_folder_tests_its_best_checkpoint(synthetic_data_dir: Path, tmp_path: Path) -> None:
     """The resumed run's checkpoints keep a path into the first run's folder (Lightning reloads a
     ModelCheckpoint's best_model_path when its folder changes): they load, for the test after fit too."""
@@ -224,6 +249,12 @@ def test_interrupted_sweep_job_ends_the_sweep_with_a_summary(synthetic_data_dir:
     assert not (tmp_path / "1").exists(), "no job starts after an interrupt"
     summary = (tmp_path / "summary.md").read_text()
     assert "| interrupted |" in summary and "resume with python" in summary
+    # the same sweep dir again would write over job 0
+    before = files_in(tmp_path)
+    again = run_cli("train.py", "-m", f"data.data_dir={synthetic_data_dir}", *EXACT, "model.optimizer.lr=0.1,0.2",
+                    f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    assert again.returncode == 2 and "already holds an earlier run's results (0/metrics.json, " in again.stderr
+    assert files_in(tmp_path) == before
 
 
 def test_resuming_a_finished_run_says_what_to_do_instead(uninterrupted: Path, synthetic_data_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from mnist_classifier.console.noise import quiet_library_warnings
-from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
+from mnist_classifier.runtime.error_messages import report_bad_input, user_error_message
 from mnist_classifier.runtime.resolvers import register_resolvers
 
 
@@ -44,8 +44,7 @@ def run(hydra_main: Callable[[], object]) -> None:
         message = user_error_message(err)
         if message is None:
             raise
-        print(f"Error: {message}", file=sys.stderr)
-        exit_now(EXIT_BAD_INPUT)
+        exit_now(report_bad_input(message))
     exit_now(0)
 
 

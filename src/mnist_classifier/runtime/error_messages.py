@@ -25,6 +25,12 @@ from mnist_classifier.utils.atomic import disk_fault, disk_fault_message
 EXIT_BAD_INPUT = 2
 
 
+def report_bad_input(message: str) -> int:
+    """The paragraph on stderr; returns the exit code to end with."""
+    print(f"Error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def user_error_message(err: BaseException) -> str | None:
     """The message for errors caused by bad input (config, paths, files); None for real bugs.
 
