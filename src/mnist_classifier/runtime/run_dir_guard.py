@@ -15,6 +15,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.cluster import global_rank, is_torchrun, job_id, restart_count
@@ -56,7 +57,10 @@ def _goes_on_in_this_dir() -> bool:
 def check_run_dir(config: DictConfig, sweep: bool = False) -> None:
     """Exit 2 (a ConfigValueError) when the run's (or sweep's) dir holds an earlier run's results."""
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-    directory = Path(str(config.hydra.sweep.dir if sweep else config.hydra.run.dir))
+    try:
+        directory = Path(str(config.hydra.sweep.dir if sweep else config.hydra.run.dir))
+    except OmegaConfBaseException:
+        return  # a bad ${...} in it: Hydra's next step reports it (runtime/error_messages.py)
     found = earlier_results(directory, jobs=sweep)
     if not found or _goes_on_in_this_dir() or (not sweep and _resumes_in_place(config, directory)):
         return
