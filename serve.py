@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from mnist_classifier.runtime import entry
 from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
@@ -35,12 +36,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its own errors to us instead of printing them, exit 1
-    try:
-        main()
-    except Exception as err:  # found while Hydra composed the config or made the run dir
-        message = user_error_message(err)
-        if message is None:
-            raise
-        print(f"Error: {message}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+    entry.run(main)

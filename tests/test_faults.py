@@ -32,6 +32,32 @@ def test_hydra_composition_error_is_one_paragraph_and_exit_2(override: str, tmp_
     assert HYDRA_ERRORS[override] in result.stderr
 
 
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "predict.py", "export.py"])
+def test_a_typo_fails_before_torch_loads(script: str, tmp_path: Path) -> None:
+    """The config is composed before the task's libraries load: a typo'd override is told in a fraction of the
+    3-7 s that torch and Lightning take to import."""
+    command = [sys.executable, "-X", "importtime", str(REPO / script), f"hydra.run.dir={tmp_path}", "nope=1"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 2 and "Could not override 'nope'" in result.stderr, result.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import ")}
+    assert "hydra" in imported and "torch" not in imported and "lightning" not in imported
+
+
+def test_ctrl_c_while_torch_loads_is_exit_130_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C in the seconds before training starts printed a KeyboardInterrupt traceback from an import.
+    (serve.py loads its model behind the running server, which stops on Ctrl-C: tests/test_serve.py.)"""
+    env = {**os.environ, "PROJECT_ROOT": str(REPO)}
+    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), f"hydra.run.dir={tmp_path}"], cwd=REPO,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    maps = Path(f"/proc/{process.pid}/maps")
+    while process.poll() is None and "libtorch_cpu" not in maps.read_text():
+        pass  # torch's library is mapped in the first moment of `import torch`
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.strip() == "Interrupted by SIGINT (Ctrl-C).", stderr[-3000:]
+
+
 # a config file of one's own with a typo (README, Add your own model): was a YAML traceback and exit 1
 YAML_TYPOS = {
     "model:\n  foo: [1, 2\n": "at line 3, column 1: while parsing a flow sequence begun at line 2, column 8",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from typing import NoReturn
 from mnist_classifier.console.noise import quiet_library_warnings
 from mnist_classifier.runtime.error_messages import report_bad_input, user_error_message
 from mnist_classifier.runtime.resolvers import register_resolvers
+
+EXIT_SIGINT = 128 + signal.SIGINT
 
 
 def prepare(entry_file: str) -> None:
@@ -34,12 +37,18 @@ def run(hydra_main: Callable[[], object]) -> None:
 
     Hydra reports those errors itself and exits 1, unless HYDRA_FULL_ERROR=1 makes it raise them to us.
     An error that is not bad input (a bug) propagates with its traceback; every other end is `exit_now`.
+    The entries import their task (torch, Lightning: seconds) inside it, after the config is composed: a
+    typo'd override fails before they load, and a Ctrl-C while they load is exit 130 without a traceback,
+    as it is once the task runs (runtime/interrupts.py).
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
     except SystemExit as stop:
         exit_now(stop.code)
+    except KeyboardInterrupt:
+        print("Interrupted by SIGINT (Ctrl-C).", file=sys.stderr)
+        exit_now(EXIT_SIGINT)
     except Exception as err:
         message = user_error_message(err)
         if message is None:

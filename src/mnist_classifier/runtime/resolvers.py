@@ -9,7 +9,6 @@ from omegaconf import OmegaConf
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime import cluster, run_identity
-from mnist_classifier.utils.fast_path import auto_precision
 
 LR_SCALING_RULES = ("linear", "sqrt")
 
@@ -24,6 +23,14 @@ def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str =
         raise ConfigValueError(f"data.batch_size must be a positive integer, got {batch_size!r}.")
     ratio = batch_size / base_batch_size
     return float(base_lr) * (ratio if rule == "linear" else math.sqrt(ratio))
+
+
+def auto_precision(accelerator: str = "auto") -> str:
+    """utils/fast_path.py's choice, which imports torch: only when the trainer's config is read, after Hydra
+    composed the config (a typo'd override fails before torch loads)."""
+    from mnist_classifier.utils.fast_path import auto_precision as choose
+
+    return choose(accelerator)
 
 
 def register_resolvers() -> None:
