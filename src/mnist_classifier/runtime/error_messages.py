@@ -4,6 +4,7 @@ without it for an ONNX model, reports its config errors with this too."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def user_error_message(err: BaseException) -> str | None:
         return str(cause.under(key))
     if isinstance(err, InstantiationException):
         return _instantiation_message(err, cause)
-    message = _config_message(err)
+    message = _config_message(err) or _trainer_setting_message(err)
     if message is not None:
         return message
     fault = disk_fault(err)
@@ -61,6 +62,24 @@ def _config_message(err: BaseException) -> str | None:
         if isinstance(err, kind):
             return message(err)
     return None
+
+
+def _trainer_setting_message(err: BaseException) -> str | None:
+    """A Trainer setting Lightning refuses only once it meets the data (`trainer.limit_test_batches=0.05` of
+    10 test batches is less than one batch): its reason, with its arguments written as the config's keys.
+    Looked up among the loaded modules: serve.py reports errors without Lightning."""
+    exceptions = sys.modules.get("lightning.fabric.utilities.exceptions")
+    kind = getattr(exceptions, "MisconfigurationException", None)
+    trainer = getattr(sys.modules.get("lightning.pytorch.trainer.trainer"), "Trainer", None)
+    if kind is None or trainer is None or not isinstance(err, kind):
+        return None
+    arguments = set(inspect.signature(trainer.__init__).parameters)
+    reason = re.sub(
+        r"`(\w+)(=[^`]*)?`",
+        lambda match: f"`trainer.{match[0][1:]}" if match[1] in arguments else match[0],
+        " ".join(str(err).split()),
+    )
+    return f"Lightning cannot run with these trainer settings: {reason.rstrip('.')}."
 
 
 def _override_message(err: OverrideParseException) -> str:
