@@ -291,6 +291,9 @@ BAD_VALUES = {
     "data.split_seed=abc": "data.split_seed must be a whole number >= 0, got 'abc'",
     "data.data_dir=null": "data.data_dir must be a folder's path",
     "ckpt_path=''": "ckpt_path is empty: leave it out (or ckpt_path=null) to start a new run",
+    # a word where true or false goes was read as true
+    "data.on_device=maybe": "data.on_device must be true or false, got 'maybe'.",
+    "test=no": "test must be true or false, got 'no'.",
     # a share of the batches that is less than one: Lightning's MisconfigurationException, a traceback
     "trainer.limit_test_batches=0.05": "Lightning cannot run with these trainer settings: You requested to check "
     "0.05 of the `test_dataloader` but 0.05 * 1 < 1. Please increase the `trainer.limit_test_batches` argument.",

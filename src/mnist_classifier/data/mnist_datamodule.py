@@ -79,6 +79,11 @@ class MNISTDataModule(L.LightningDataModule):
                 lambda key: f"{key('eval_batch_size')}={eval_batch_size} is larger than the test set "
                 f"({OFFICIAL_TEST_SIZE} images): use at most {OFFICIAL_TEST_SIZE}, e.g. {key('eval_batch_size')}=1000.",
             )
+        for name, flag in (("pin_memory", pin_memory), ("on_device", on_device), ("download", download)):
+            if not isinstance(flag, bool):  # `on_device=maybe` was read as true
+                raise ArgumentError(
+                    name, lambda key, name=name, flag=flag: f"{key(name)} must be true or false, got {flag!r}."
+                )
         if on_device and num_workers > 0:
             raise ArgumentError(
                 "on_device",

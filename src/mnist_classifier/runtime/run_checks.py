@@ -56,6 +56,9 @@ def check_train_config(cfg: DictConfig) -> None:
             "resume, e.g. ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt."
         )
     fit, test = cfg.get("train", True), cfg.get("test", True)
+    for key, flag in (("train", fit), ("test", test)):
+        if not isinstance(flag, bool):  # `test=no` read as true
+            raise ConfigValueError(f"{key} must be true or false, got {flag!r}.")
     if not fit and not test:
         raise ConfigValueError("train=false and test=false leave nothing to do: drop one of them.")
     check_batch_limits(trainer, fit, test)
