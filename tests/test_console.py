@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import assert_ok, run_cli
 
-from mnist_classifier.console.formatter import ConsoleFormatter
-from mnist_classifier.console.noise import quiet_library_warnings
+from mnist_classifier.console.formatter import LIGHTNING_LOGGERS, ConsoleFormatter, lightning_logs_through_the_run
+from mnist_classifier.console.noise import LibraryNotes, quiet_library_warnings
 
 NOISE = (
     "GPU available",
@@ -88,3 +88,40 @@ def test_console_format_prefixes_only_warnings_and_errors() -> None:
     assert formatter.format(record(logging.INFO)) == "the message"
     assert formatter.format(record(logging.WARNING)) == "Warning: the message"
     assert formatter.format(record(logging.ERROR)) == "Error: the message"
+
+
+def test_lightning_log_messages_reach_the_runs_handlers_once() -> None:
+    """Lightning adds console handlers of its own when imported, which ones depending on whether logging was set
+    up by then: a warning showed twice (`WARNING: ...` and `Warning: ...`) or skipped train.log."""
+    import lightning.pytorch  # noqa: F401  # its handlers, as it adds them
+
+    kept: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record.getMessage())
+
+    root, keep = logging.getLogger(), Keep()
+    root.addHandler(keep)
+    try:
+        lightning_logs_through_the_run()
+        logging.getLogger("lightning.pytorch.callbacks.some_callback").warning("a note")
+        logging.getLogger("lightning.fabric.some_part").warning("another")
+    finally:
+        root.removeHandler(keep)
+    assert kept == ["a note", "another"], "each once, through the run's handlers"
+    for name in LIGHTNING_LOGGERS:
+        assert logging.getLogger(name).handlers == [] and logging.getLogger(name).propagate
+
+
+def test_library_notes_are_dropped_by_logger_and_text() -> None:
+    notes = LibraryNotes()
+
+    def record(name: str, message: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.WARNING, __file__, 1, message, None, None)
+
+    assert not notes.filter(
+        record("lightning.pytorch.loggers.mlflow", "Experiment with name train not found. Creating it.")
+    )
+    assert notes.filter(record("lightning.pytorch.loggers.mlflow", "Discarding metric with string value a=b."))
+    assert notes.filter(record("elsewhere", "Experiment with name train not found. Creating it."))

@@ -23,6 +23,7 @@ def test_every_logger_at_once_with_tags_and_the_config_tree(synthetic_data_dir: 
     )  # fmt: skip
     assert_ok(result)
     assert "mlflow.store.db.utils" not in result.stderr, "MLflow's database set-up notes stay off the console"
+    assert "Experiment with name train not found" not in result.stderr, "a new MLflow experiment is made as meant"
     metrics = read_metrics(run_dir)
     assert metrics["tags"] == ["baseline", "mnist"]
 

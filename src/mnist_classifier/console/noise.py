@@ -1,9 +1,11 @@
 """Warnings from libraries that a user of this project cannot act on, each filtered by its own text and
 module, never by category alone: a warning about our code, or a new one, still shows. (Library log
-messages are quietened by logger level in configs/hydra/default.yaml.)"""
+messages are quietened by logger level in configs/hydra/default.yaml, or one by one with LibraryNotes.)"""
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 
 LIBRARY_WARNINGS = (
@@ -34,3 +36,19 @@ LIBRARY_WARNINGS = (
 def quiet_library_warnings() -> None:
     for message, module in LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, module=module)
+
+
+# log messages a library writes at WARNING about what is meant to happen, by logger and text
+LIBRARY_NOTES = (
+    # logger=mlflow, the first run into a tracking database: MLflow's experiment is made for it, as intended
+    ("lightning.pytorch.loggers.mlflow", r"Experiment with name .* not found\. Creating it\."),
+)
+
+
+class LibraryNotes(logging.Filter):
+    """Drops the LIBRARY_NOTES (configs/hydra/default.yaml puts it on their loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            record.name == name and re.fullmatch(pattern, record.getMessage()) for name, pattern in LIBRARY_NOTES
+        )
