@@ -118,38 +118,67 @@ def test_requeued_slurm_job_goes_on_from_its_last_checkpoint(synthetic_data_dir:
 
 
 @pytest.mark.parametrize(
-    ("environment", "refused"),
+    ("environment", "earlier", "outcome"),
     [
-        ({"TORCHELASTIC_RUN_ID": "job1"}, True),  # torchrun started again with the same --rdzv-id
-        ({"TORCHELASTIC_RUN_ID": "job1", "TORCHELASTIC_RESTART_COUNT": "1"}, False),  # torchrun restarted it
-        ({**slurm_env("777", 0, 1, 29500), "SLURM_RESTART_COUNT": "1"}, False),  # SLURM requeued it
-        ({"SLURM_RESTART_COUNT": "1"}, True),  # by hand, in a shell of a job: not that job's restart
-        ({"RANK": "1", "LOCAL_RANK": "1"}, False),  # another rank of the run: rank 0 made the dir
+        ({"TORCHELASTIC_RUN_ID": "job1"}, "interrupted", "refused"),  # torchrun again, with the same --rdzv-id
+        ({"TORCHELASTIC_RUN_ID": "job1", "TORCHELASTIC_RESTART_COUNT": "1"}, "interrupted", "goes on"),
+        # torchrun restarts after our own refusal too: a finished run in its dir is another job's
+        ({"TORCHELASTIC_RUN_ID": "job1", "TORCHELASTIC_RESTART_COUNT": "1"}, "ok", "refused"),
+        ({**slurm_env("777", 0, 1, 29500), "SLURM_RESTART_COUNT": "1"}, None, "goes on"),  # requeued, killed before
+        ({**slurm_env("777", 0, 1, 29500), "SLURM_RESTART_COUNT": "1"}, "ok", "done"),  # requeued after it finished
+        ({"SLURM_RESTART_COUNT": "1"}, "interrupted", "refused"),  # by hand, in a shell of a job: not its restart
+        ({"RANK": "1", "LOCAL_RANK": "1"}, "interrupted", "refused"),  # every process of a job alike
     ],
-    ids=["torchrun again", "torchrun restart", "slurm requeue", "restart count alone", "rank 1"],
-)
+    ids=["torchrun again", "torchrun restart", "torchrun restart after our refusal", "slurm requeue",
+         "slurm requeue of a finished run", "restart count alone", "rank 1"],
+)  # fmt: skip
 def test_a_dir_with_an_earlier_runs_results_is_refused_unless_the_job_goes_on_there(
-    environment: dict[str, str], refused: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    environment: dict[str, str], earlier: str | None, outcome: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from omegaconf import OmegaConf
 
     from mnist_classifier.errors import ConfigValueError
-    from mnist_classifier.runtime.run_dir_guard import check_run_dir
+    from mnist_classifier.runtime.metrics_file import write_metrics
+    from mnist_classifier.runtime.run_dir_guard import FinishedBeforeRestart, check_run_dir
 
     for name in [*os.environ]:
         if name.startswith(("SLURM_", "TORCHELASTIC_")) or name in ("RANK", "LOCAL_RANK"):
             monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"an earlier attempt's")
-    config = OmegaConf.create({"task_name": "train", "hydra": {"run": {"dir": str(tmp_path)}}})
-    if not refused:
+    run_dir = tmp_path / "torchrun-job1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"an earlier attempt's")
+    if earlier is not None:
+        write_metrics(run_dir, {"status": earlier})
+    hydra = {"run": {"dir": str(run_dir)}, "overrides": {"hydra": [], "task": []}}
+    config = OmegaConf.create({"train": True, "hydra": hydra})
+    if outcome == "goes on":
         check_run_dir(config)
-        return
-    with pytest.raises(ConfigValueError, match="already holds an earlier run's results") as error:
-        check_run_dir(config)
-    assert ("--rdzv-id" in str(error.value)) == ("TORCHELASTIC_RUN_ID" in environment)
+    elif outcome == "done":
+        with pytest.raises(FinishedBeforeRestart):
+            check_run_dir(config)
+    else:
+        with pytest.raises(ConfigValueError, match="already holds an earlier run's results") as error:
+            check_run_dir(config)
+        assert "start it with a --rdzv-id of its own" in str(error.value)
+        assert ("To go on with its interrupted training there instead" in str(error.value)) == (earlier != "ok")
+
+
+def test_torchrun_on_one_machine_without_an_id_names_the_dir_after_its_own_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`torchrun --nproc-per-node=2 train.py` twice: the same default port (29500), so the same dir, was one
+    job's run over another's; now each torchrun's own process names it (a restart keeps it)."""
+    from mnist_classifier.runtime.cluster import job_id
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert job_id().endswith(f"_pid{os.getppid()}")  # type: ignore[union-attr]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two machines: where their processes meet
+    assert job_id().endswith("-29500")  # type: ignore[union-attr]
 
 
 SWEEP = [*TINY, "debug=limit", "reports=none"]

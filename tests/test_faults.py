@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_ctrl_c_while_torch_loads_is_exit_130_without_a_traceback(tmp_path: Path
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     maps = Path(f"/proc/{process.pid}/maps")
     while process.poll() is None and "libtorch_cpu" not in maps.read_text():
-        pass  # torch's library is mapped in the first moment of `import torch`
+        time.sleep(0.01)  # torch's library is mapped in the first moment of `import torch`
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]

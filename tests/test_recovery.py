@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 
 from mnist_classifier.checkpoint.checkpoint_io import SafeCheckpointIO
 from mnist_classifier.errors import DiskWriteError
+from mnist_classifier.runtime.command_line import override_value
 from mnist_classifier.runtime.metrics_file import read_metrics, write_metrics
-from mnist_classifier.runtime.runner import override_value
 
 # 500 synthetic training images in batches of 50: 10 steps an epoch. Dropout and the dense recipe's batch
 # augmentation draw random numbers every step, so an exact resume needs the generators restored.
@@ -149,11 +149,22 @@ def test_a_run_into_an_earlier_runs_dir_is_refused_and_a_resume_there_goes_on(
         again = run_cli(script, *overrides, f"hydra.run.dir={run_dir}")
         assert again.returncode == 2, again.stderr[-3000:]
         assert f"Error: hydra.run.dir={run_dir} already holds an earlier run's results (metrics.json, " in again.stderr
-        assert ("resume it: add ckpt_path=" in again.stderr) == (script == "train.py")
+        assert ("Name a new hydra.run.dir (or leave it out: every run gets a new dir under logs/)") in again.stderr
+        resume = f"To go on with its interrupted training there instead, add ckpt_path={last}."
+        assert (resume in again.stderr) == (script == "train.py")
         assert "Traceback" not in again.stderr and "Warning" not in again.stderr
         assert files_in(run_dir) == before, f"{script} changed the earlier run's files"
+    # going on from another of its checkpoints would rewind the run over its own later files
+    (best,) = (run_dir / "checkpoints").glob("epoch_*.ckpt")
+    rewind = run_cli("train.py", data, *EXACT, f"ckpt_path={best}", f"hydra.run.dir={run_dir}")
+    assert rewind.returncode == 2 and "already holds an earlier run's results" in rewind.stderr
+    assert files_in(run_dir) == before
     assert_ok(run_cli("train.py", data, *EXACT, f"ckpt_path={last}", f"hydra.run.dir={run_dir}"))
     assert_same_run(uninterrupted, run_dir)
+    # and once it has finished, it is an earlier run like any other
+    after = files_in(run_dir)
+    again = run_cli("train.py", data, *EXACT, f"ckpt_path={last}", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 2 and "To go on with" not in again.stderr and files_in(run_dir) == after
 
 
 def test_a_resumed_run_in_a_new_folder_tests_its_best_checkpoint(synthetic_data_dir: Path, tmp_path: Path) -> None:

@@ -38,8 +38,12 @@ def job_id() -> str | None:
         run_id = os.environ["TORCHELASTIC_RUN_ID"]
         if run_id != "none":  # torchrun --rdzv-id=...
             return f"torchrun-{run_id}"
-        # no id given: the port torchrun chose for this job's processes to meet, the same in each of them
         day = datetime.now().strftime("%Y-%m-%d")
+        if os.environ.get("WORLD_SIZE") == os.environ.get("LOCAL_WORLD_SIZE"):
+            # no id, one machine: the torchrun process that started them all (and restarts them); the port
+            # alone is torchrun's default 29500 for every job without a rendezvous of its own
+            return f"torchrun-{day}_pid{os.getppid()}"
+        # no id, several machines: the address and port their processes meet at, the same in each of them
         return f"torchrun-{day}_{os.environ.get('MASTER_ADDR', 'localhost')}-{os.environ.get('MASTER_PORT', '0')}"
     return None
 

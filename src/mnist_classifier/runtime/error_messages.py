@@ -67,19 +67,17 @@ def _config_message(err: BaseException) -> str | None:
 def _trainer_setting_message(err: BaseException) -> str | None:
     """A Trainer setting Lightning refuses only once it meets the data (`trainer.limit_test_batches=0.05` of
     10 test batches is less than one batch): its reason, with its arguments written as the config's keys.
-    Looked up among the loaded modules: serve.py reports errors without Lightning."""
+    Lightning's other misconfigurations (a model without a training_step: code, not a setting) keep their
+    traceback. Looked up among the loaded modules: serve.py reports errors without Lightning."""
     exceptions = sys.modules.get("lightning.fabric.utilities.exceptions")
     kind = getattr(exceptions, "MisconfigurationException", None)
     trainer = getattr(sys.modules.get("lightning.pytorch.trainer.trainer"), "Trainer", None)
     if kind is None or trainer is None or not isinstance(err, kind):
         return None
     arguments = set(inspect.signature(trainer.__init__).parameters)
-    reason = re.sub(
-        r"`(\w+)(=[^`]*)?`",
-        lambda match: f"`trainer.{match[0][1:]}" if match[1] in arguments else match[0],
-        " ".join(str(err).split()),
-    )
-    return f"Lightning cannot run with these trainer settings: {reason.rstrip('.')}."
+    text = " ".join(str(err).split())
+    reason = re.sub(r"`(\w+)(?==[^`]*`|`)", lambda m: f"`trainer.{m[1]}" if m[1] in arguments else m[0], text)
+    return None if reason == text else f"Lightning cannot run with these trainer settings: {reason.rstrip('.')}."
 
 
 def _override_message(err: OverrideParseException) -> str:

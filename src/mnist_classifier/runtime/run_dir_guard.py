@@ -1,15 +1,18 @@
 """A run never writes over an earlier run's results. Each run gets a dir of its own (a timestamp to the
-microsecond, or the cluster job's id), but `hydra.run.dir=` / `hydra.sweep.dir=` given twice, or torchrun's
-`--rdzv-id` reused, would put a new run into an old one's dir: its checkpoints and metrics.json were replaced
-as the new run went on. Checked before Hydra writes anything there (its .hydra/ config, the log file).
+microsecond, or the cluster job's id), but `hydra.run.dir=` / `hydra.sweep.dir=` given twice, torchrun's
+`--rdzv-id` reused, or two runs in one SLURM job step would put a new run into an old one's dir: its
+checkpoints and metrics.json were replaced as the new run went on. Checked before Hydra writes anything
+there (its .hydra/ config, the log file), in every process of a job alike (they all see the same dir).
 
-Let through: a job SLURM requeued or torchrun restarted (it goes on from the checkpoint its previous
-attempt left: runtime/cluster.py), the other ranks of a DDP run (rank 0 made the dir), and a training
-resumed in place (`ckpt_path=` a checkpoint in the same dir)."""
+Let through: an unfinished job that SLURM requeued or torchrun restarted (it goes on from the checkpoint its
+previous attempt left: runtime/cluster.py), and an interrupted training resumed in place (`ckpt_path=` its
+last.ckpt). A requeued SLURM job whose run had finished ends at once, exit 0: there is nothing left to do.
+(torchrun restarts a job after any failure, this refusal's too: there, a finished run is another job's.)"""
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +21,19 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from mnist_classifier.errors import ConfigValueError
-from mnist_classifier.runtime.cluster import global_rank, is_torchrun, job_id, restart_count
+from mnist_classifier.runtime.cluster import job_id, restart_count
+from mnist_classifier.runtime.command_line import override_value
 from mnist_classifier.runtime.error_messages import report_bad_input
 from mnist_classifier.runtime.metrics_file import METRICS_FILE, read_metrics
-from mnist_classifier.runtime.runner import override_value
 
 # what an earlier run leaves that a new one would write again
 RESULTS = (METRICS_FILE, "checkpoints/*.ckpt", "hpc_ckpt_*.ckpt")
+# the checkpoints an interrupted training goes on from (Lightning's SLURM one too)
+RESUMABLE = ("checkpoints/last.ckpt", "hpc_ckpt_*.ckpt")
+
+
+class FinishedBeforeRestart(Exception):
+    """A requeued (or restarted) job whose run dir holds its finished run."""
 
 
 def earlier_results(directory: Path, jobs: bool = False) -> list[Path]:
@@ -33,50 +42,76 @@ def earlier_results(directory: Path, jobs: bool = False) -> list[Path]:
     return [path for pattern in RESULTS for path in sorted(directory.glob(f"*/{pattern}" if jobs else pattern))]
 
 
-def _resumes_in_place(config: DictConfig, run_dir: Path) -> bool:
-    """`python train.py hydra.run.dir=D ckpt_path=D/checkpoints/last.ckpt`: the same training, going on."""
-    ckpt_path = config.get("ckpt_path")
-    if config.get("task_name") != "train" or not config.get("train", True) or not isinstance(ckpt_path, str):
-        return False
-    return Path(ckpt_path).resolve().is_relative_to(run_dir.resolve())
-
-
-def _unfinished(run_dir: Path) -> bool:
-    """Interrupted, or killed before it could write metrics.json."""
+def _status(run_dir: Path) -> str | None:
+    """metrics.json's status (ok, failed, interrupted); None for a run killed before it wrote one."""
     with contextlib.suppress(ValueError, OSError):
-        return read_metrics(run_dir, missing={}).get("status") in (None, "interrupted")
-    return False
+        return read_metrics(run_dir, missing={}).get("status")
+    return "unreadable"
 
 
-def _goes_on_in_this_dir() -> bool:
-    """A process that belongs in a dir which already holds results: a requeued or restarted cluster job,
-    or a rank other than 0 (Lightning starts them in rank 0's run dir)."""
-    return global_rank() != 0 or (restart_count() > 0 and job_id() is not None)
+def _interrupted_training(config: DictConfig, run_dir: Path) -> bool:
+    """This is train.py (only its config has `train`), and the run in `run_dir` stopped before the end."""
+    return config.get("train") is True and _status(run_dir) in (None, "interrupted")
+
+
+def _resumes_in_place(config: DictConfig, run_dir: Path) -> bool:
+    """`python train.py hydra.run.dir=D ckpt_path=D/checkpoints/last.ckpt`: the interrupted training, going on."""
+    ckpt_path = config.get("ckpt_path")
+    if not isinstance(ckpt_path, str) or not _interrupted_training(config, run_dir):
+        return False
+    checkpoint = Path(ckpt_path).resolve()
+    return any(checkpoint == path.resolve() for pattern in RESUMABLE for path in run_dir.glob(pattern))
+
+
+def _given(config: DictConfig, key: str) -> bool:
+    """Whether the command line set `key` (else Hydra's config, or a cluster job's id, named the dir). Hydra
+    keeps the overrides of its own keys apart from the task's."""
+    overrides = config.hydra.overrides
+    return any(o.split("=", 1)[0].lstrip("+~") == key for o in [*overrides.hydra, *overrides.task])
+
+
+def _refusal(config: DictConfig, key: str, directory: Path, found: list[Path], sweep: bool) -> str:
+    names = ", ".join(str(path.relative_to(directory)) for path in found[:3]) + (", ..." if len(found) > 3 else "")
+    if _given(config, key):
+        how = f"Name a new {key} (or leave it out: every run gets a new dir under logs/), or move the earlier run away"
+    elif directory.name.startswith("torchrun-"):
+        how = "torchrun's job names this dir: start it with a --rdzv-id of its own (or --standalone on one machine)"
+    elif directory.name.startswith("slurm-"):
+        how = f"Every run in one SLURM job step shares the job's dir: give each its own {key}"
+    else:
+        how = "Move the earlier run away"
+    last = directory / "checkpoints" / "last.ckpt"
+    resume = ""
+    if not sweep and last.is_file() and _interrupted_training(config, directory):
+        argument = shlex.quote(f"ckpt_path={override_value(last)}")
+        resume = f" To go on with its interrupted training there instead, add {argument}."
+    return (
+        f"{key}={directory} already holds an earlier run's results ({names}), and this run would write over "
+        f"them. {how}.{resume}"
+    )
 
 
 def check_run_dir(config: DictConfig, sweep: bool = False) -> None:
-    """Exit 2 (a ConfigValueError) when the run's (or sweep's) dir holds an earlier run's results."""
+    """A ConfigValueError when the run's (or sweep's) dir holds an earlier run's results, FinishedBeforeRestart
+    when it holds this requeued job's finished run."""
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     try:
         directory = Path(str(config.hydra.sweep.dir if sweep else config.hydra.run.dir))
     except OmegaConfBaseException:
         return  # a bad ${...} in it: Hydra's next step reports it (runtime/error_messages.py)
     found = earlier_results(directory, jobs=sweep)
-    if not found or _goes_on_in_this_dir() or (not sweep and _resumes_in_place(config, directory)):
+    if not found:
         return
-    names = ", ".join(str(path.relative_to(directory)) for path in found[:3]) + (", ..." if len(found) > 3 else "")
-    last = directory / "checkpoints" / "last.ckpt"
-    resume = (
-        f" To go on with its training there, resume it: add ckpt_path={override_value(last)}."
-        if not sweep and config.get("task_name") == "train" and last.is_file() and _unfinished(directory)
-        else ""
-    )
-    torchrun = " torchrun names the run dir after --rdzv-id: start a new job with a new id." if is_torchrun() else ""
-    raise ConfigValueError(
-        f"{key}={directory} already holds an earlier run's results ({names}), and this run would write over "
-        f"them. Leave {key} out (every run gets a new dir under logs/), name a new one, or move the earlier run "
-        f"away first.{resume}{torchrun}"
-    )
+    job = job_id()
+    if restart_count() > 0 and job is not None:
+        if sweep or _status(directory) != "ok":
+            return  # the job goes on from the checkpoint its previous attempt left
+        if job.startswith("slurm-"):
+            raise FinishedBeforeRestart(directory)  # SLURM's job ids are unique: this job's own run
+        # torchrun restarts a job that failed, its refusal here included: a finished run is another job's
+    if not sweep and _resumes_in_place(config, directory):
+        return
+    raise ConfigValueError(_refusal(config, key, directory, found, sweep))
 
 
 class KeepEarlierRuns(Callback):
@@ -95,3 +130,6 @@ class KeepEarlierRuns(Callback):
             check_run_dir(config, sweep)
         except ConfigValueError as err:
             raise SystemExit(report_bad_input(str(err))) from None
+        except FinishedBeforeRestart as done:
+            print(f"Restart {restart_count()} of {job_id()}: its run in {done} had finished; nothing left to do.")
+            raise SystemExit(0) from None

@@ -9,8 +9,6 @@ interrupted by SIGINT / SIGTERM, after saving what can be resumed.
 from __future__ import annotations
 
 import logging
-import re
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -22,10 +20,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnist_classifier.console.config_tree import print_config_tree
+from mnist_classifier.console.formatter import lightning_logs_through_the_run
 from mnist_classifier.console.noise import quiet_library_warnings
 from mnist_classifier.console.results import print_results
 from mnist_classifier.console.story import tell
 from mnist_classifier.runtime.cluster import is_rank_zero
+from mnist_classifier.runtime.command_line import command_line, override_value
 from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
 from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.runtime.metrics_file import write_metrics
@@ -38,25 +38,6 @@ EXIT_PARTIAL = 1
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def command_line(script: str, overrides: list[str]) -> str:
-    """`python <script> <overrides>` as a user can paste it into a shell."""
-    return shlex.join(["python", script, *overrides])
-
-
-def override_value(path: str | Path) -> str:
-    """A path as a Hydra override's value: quoted when Hydra would read it otherwise (a run dir named with
-    '=', ',', brackets or spaces made the printed resume command an override parse error)."""
-    text = str(path)
-    # a plain ASCII path (not a name Hydra reads as 0 or null, nor a letter its lexer takes only quoted)
-    if "/" in text and re.fullmatch(r"[\w/.+\-:@~%]+", text, re.ASCII):
-        return text
-    quote = '"' if '"' not in text else "'"
-    # Hydra's quoted strings: a quote inside is escaped, and so are the backslashes before a quote or the end;
-    # `${` would be an interpolation when the config is composed
-    text = re.sub(rf"(\\+)(?={quote}|$)", lambda run: run.group(1) * 2, text).replace("${", "\\${")
-    return quote + text.replace(quote, "\\" + quote) + quote
 
 
 def _resume_command(guard: InterruptGuard) -> str:
@@ -104,6 +85,7 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
     """
     start = time.perf_counter()
     quiet_library_warnings()  # again: a job of hydra/launcher=joblib runs in a worker process of its own
+    lightning_logs_through_the_run()
     if is_rank_zero():
         tell(f"Run dir: {cfg.paths.output_dir}")
         if cfg.get("extras", {}).get("print_config"):
