@@ -302,6 +302,8 @@ BAD_VALUES = {
     "data.split_seed=abc": "data.split_seed must be a whole number >= 0, got 'abc'",
     "data.data_dir=null": "data.data_dir must be a folder's path",
     "ckpt_path=''": "ckpt_path is empty: leave it out (or ckpt_path=null) to start a new run",
+    # a loss that cannot score class labels failed at the first step, with torch's traceback
+    "+model.loss.reduction=none": "model.loss (torch.nn.CrossEntropyLoss) cannot score class labels: it gave tensor(",
     # a word where true or false goes was read as true
     "data.on_device=maybe": "data.on_device must be true or false, got 'maybe'.",
     "test=no": "test must be true or false, got 'no'.",
@@ -321,6 +323,18 @@ def test_bad_run_value_is_one_paragraph_and_exit_2(override: str, synthetic_data
     message = result.stderr.strip().splitlines()[-1]
     assert BAD_VALUES[override] in message, "the message is one paragraph: the last line says it all"
     assert read_metrics(tmp_path)["status"] == "failed"
+
+
+def test_a_regression_loss_is_refused_before_training(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """MSELoss on class labels failed at the first training step, with torch's traceback."""
+    result = run_cli("train.py", "model=dense", "model.loss._target_=torch.nn.MSELoss",
+                     f"data.data_dir={synthetic_data_dir}", f"hydra.run.dir={tmp_path}", *QUIET)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert (
+        "model.loss (torch.nn.MSELoss) cannot score class labels: The size of tensor a (10) must match the size of "
+        "tensor b (2) at non-singleton dimension 1. The module gives it a batch's scores, shape (N, 10)"
+    ) in result.stderr
+    assert "epoch 0" not in result.stdout
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

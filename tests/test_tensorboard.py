@@ -62,6 +62,21 @@ def test_a_single_run_is_named_by_its_overrides(tmp_path: Path) -> None:
     assert swept_values(cfg) is None, "a single run's HPARAMS has all its settings"
 
 
+def test_an_evaluation_is_named_by_the_runs_of_its_checkpoints() -> None:
+    """eval.py of any run's last.ckpt, or of an ensemble, was `eval ckpt=last`: which run's, not said."""
+    from test_configs import compose_train
+
+    runs = ["/logs/train/runs/2026-12-01_08-27-44_637137", "/logs/train/runs/slurm-77"]
+    here = "hydra.run.dir=/logs/eval/runs/2026-12-01_10-00-00_000000"
+    single = compose_train(f"ckpt_path={runs[0]}/checkpoints/epoch_001.ckpt", here, config="eval")
+    assert single.logger.tensorboard.version == "eval ckpt=2026-12-01_08-27-44_epoch_001 2026-12-01_10-00-00"
+    ensemble = compose_train(f"ckpt_path=[{runs[0]}/checkpoints/epoch_001.ckpt,{runs[1]}/checkpoints/last.ckpt]",
+                             here, config="eval")  # fmt: skip
+    assert ensemble.logger.tensorboard.version == (
+        "eval ckpt=2026-12-01_08-27-44_epoch_001+slurm-77_last 2026-12-01_10-00-00"
+    )
+
+
 @pytest.fixture(scope="module")
 def tensorboard(sweep: tuple[Path, str]) -> Iterator[str]:
     """The command the sweep summary printed, started on a free local port; yields its URL."""

@@ -20,7 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_classifier.checkpoint.run_state import capture_metrics, restore_metrics
 from mnist_classifier.digits import NUM_CLASSES
-from mnist_classifier.errors import CheckpointError, ConfigValueError
+from mnist_classifier.errors import CheckpointError, ConfigValueError, shown
 from mnist_classifier.models.divergence import check_epoch_loss, check_final_accuracy
 from mnist_classifier.utils.fast_path import uses_channels_last
 from mnist_classifier.utils.instantiate import instantiate_argument
@@ -64,6 +64,25 @@ def _check_momentum_cycle(scheduler: Mapping[str, Any] | None) -> None:
             f"max_momentum ({peak!r}; the recipes take it from model.optimizer.momentum, or Adam's first beta), "
             f"so it needs 0 <= base_momentum <= max_momentum < 1. Lower model.scheduler.base_momentum with the "
             f"momentum, or set model.scheduler.cycle_momentum=false to keep the optimizer's momentum fixed."
+        )
+
+
+def _check_loss(criterion: Any, loss: Mapping[str, Any]) -> None:
+    """The loss gets a batch of scores, (N, 10), and the digits as class indices, (N,), and must give one number:
+    a regression loss (MSELoss) or `reduction: none` failed at the first training step, with torch's message."""
+    scores = torch.zeros(2, NUM_CLASSES, requires_grad=True)
+    try:
+        value = criterion(scores, torch.zeros(2, dtype=torch.long))
+        one_number = isinstance(value, torch.Tensor) and value.ndim == 0
+        reason = None if one_number else f"it gave {shown(value)}, not one number"
+    except (RuntimeError, ValueError, TypeError) as err:
+        reason = " ".join(str(err).split()).rstrip(".")
+    if reason is not None:
+        raise ConfigValueError(
+            f"model.loss ({loss.get('_target_')}) cannot score class labels: {reason}. The module gives it a batch's "
+            f"scores, shape (N, {NUM_CLASSES}), and the digits as class indices, shape (N,), and trains on the one "
+            f"number it returns: use a classification loss, e.g. model.loss._target_=torch.nn.CrossEntropyLoss "
+            f"(NLLLoss for log-probabilities, as the dense net gives)."
         )
 
 
@@ -118,6 +137,7 @@ class MNISTClassifier(L.LightningModule):
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = instantiate(loss)
+        _check_loss(self.criterion, loss)
         # The compiled wrapper shares `net`'s weights: stored outside nn.Module's registry so the
         # state_dict holds them once, under `net.`, whether or not the run compiled.
         self.__dict__["_forward_net"] = torch.compile(self.net) if compile else self.net

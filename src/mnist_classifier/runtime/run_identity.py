@@ -95,6 +95,21 @@ def _short_keys(keys: list[str]) -> dict[str, str]:
     return {key: short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)}
 
 
+def _checkpoint_name(path: str) -> str:
+    """`<run>/checkpoints/epoch_001.ckpt` as `<run's time>_epoch_001`: which run's checkpoint, not only which
+    of its files (every run has a last.ckpt)."""
+    checkpoint = Path(path)
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    when = TIMESTAMP_MICROSECONDS.sub(r"\1", run.name)
+    return f"{when}_{checkpoint.stem}" if when else checkpoint.stem
+
+
+def _checkpoints(ckpt_path: Any) -> str:
+    """One checkpoint's name, or an ensemble's members' (`ckpt_path=[a,b,c]`) joined by '+'."""
+    paths = list(ckpt_path) if isinstance(ckpt_path, ListConfig) else [ckpt_path]
+    return "+".join(_checkpoint_name(str(path)) for path in paths)
+
+
 def run_label(_root_: DictConfig) -> str:
     """The run's name for the experiment loggers (configs/logger/), safe as a directory name."""
     task = str(_root_.get("task_name", "run"))
@@ -107,7 +122,7 @@ def run_label(_root_: DictConfig) -> str:
     shown = _short_keys(list(overrides))
     words = [f"{shown[key]}={_short_number(value)}" for key, value in overrides.items()]
     if "ckpt_path" in (o.split("=", 1)[0] for o in hydra.overrides.task) and _root_.get("ckpt_path"):
-        words.append(f"ckpt={Path(str(_root_.ckpt_path)).stem}")
+        words.append(f"ckpt={_checkpoints(_root_.ckpt_path)}")
     run_dir = Path(hydra.sweep.dir if hydra.get("mode") == RunMode.MULTIRUN else hydra.run.dir).name
     when = TIMESTAMP_MICROSECONDS.sub(r"\1", run_dir)
     safe = [UNSAFE.sub("_", word.replace("[", "").replace("]", "")).strip("_") for word in words]
