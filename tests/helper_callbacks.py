@@ -60,3 +60,13 @@ class WaitForPeers(L.Callback):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"WaitForPeers: {self.peers} runs did not start within {self.timeout:.0f} s")
             time.sleep(0.05)
+
+
+class SignalInTest(L.Callback):
+    """Sends `signal` to this very process during the test after fit: training has finished."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        self.signum = signal.Signals[signal_name]
+
+    def on_test_batch_end(self, *args: Any) -> None:
+        os.kill(os.getpid(), self.signum)

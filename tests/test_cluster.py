@@ -165,6 +165,37 @@ def test_a_dir_with_an_earlier_runs_results_is_refused_unless_the_job_goes_on_th
         assert ("To go on with its interrupted training there instead" in str(error.value)) == (earlier != "ok")
 
 
+@pytest.mark.parametrize("text", ["null", "[]", '"ok"', "{not json"])
+def test_a_metrics_file_that_is_not_a_record_does_not_open_the_dir(text: str, tmp_path: Path) -> None:
+    """Valid JSON that is not an object made the check raise AttributeError, which Hydra turns into a warning:
+    the run went on and wrote over the dir."""
+    from omegaconf import OmegaConf
+
+    from mnist_classifier.errors import ConfigValueError
+    from mnist_classifier.runtime.run_dir_guard import check_run_dir
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run's")
+    (tmp_path / "metrics.json").write_text(text)
+    hydra = {"run": {"dir": str(tmp_path / "elsewhere")}, "overrides": {"hydra": [], "task": []}}
+    # paths.output_dir set by hand: where the run's files go, whatever Hydra's run dir is
+    config = OmegaConf.create({"train": True, "paths": {"output_dir": str(tmp_path)}, "hydra": hydra})
+    with pytest.raises(ConfigValueError, match=f"paths.output_dir={tmp_path} already holds an earlier run's results"):
+        check_run_dir(config)
+
+
+def test_requeued_sweep_keeps_its_finished_jobs(synthetic_data_dir: Path, tmp_path: Path) -> None:
+    """SLURM requeued a sweep that had finished: each job went on from its finished last.ckpt, failed with
+    'nothing left to train', and its ok metrics.json became failed."""
+    command = [sys.executable, str(REPO / "train.py"), "-m", "seed=1,2", f"data.data_dir={synthetic_data_dir}", *TINY,
+               f"hydra.sweep.dir={tmp_path}"]  # fmt: skip
+    finish([start(command, slurm_env("778", 0, 1, free_port()))])
+    before = {job: read_metrics(tmp_path / job) for job in ("0", "1")}
+    (output,) = finish([start(command, slurm_env("778", 0, 1, free_port(), SLURM_RESTART_COUNT="1"))])
+    assert output.count("this run had finished; its results stand") == 2, output[-3000:]
+    assert {job: read_metrics(tmp_path / job) for job in ("0", "1")} == before
+
+
 def test_torchrun_on_one_machine_without_an_id_names_the_dir_after_its_own_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

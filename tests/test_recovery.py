@@ -150,10 +150,16 @@ def test_a_run_into_an_earlier_runs_dir_is_refused_and_a_resume_there_goes_on(
         assert again.returncode == 2, again.stderr[-3000:]
         assert f"Error: hydra.run.dir={run_dir} already holds an earlier run's results (metrics.json, " in again.stderr
         assert ("Name a new hydra.run.dir (or leave it out: every run gets a new dir under logs/)") in again.stderr
-        resume = f"To go on with its interrupted training there instead, add ckpt_path={last}."
-        assert (resume in again.stderr) == (script == "train.py")
+        assert "To go on with it, run the command it printed: python " in again.stderr
         assert "Traceback" not in again.stderr and "Warning" not in again.stderr
         assert files_in(run_dir) == before, f"{script} changed the earlier run's files"
+    # a resume there that fails before it trains (another network) leaves the interrupted run's record as it was
+    record = (run_dir / "metrics.json").read_bytes()
+    other = run_cli("train.py", data, *EXACT, "model.net.hidden_sizes=[16]", f"ckpt_path={last}",
+                    f"hydra.run.dir={run_dir}")  # fmt: skip
+    assert other.returncode == 2 and "was trained with net" in other.stderr, other.stderr[-3000:]
+    assert (run_dir / "metrics.json").read_bytes() == record
+    before = files_in(run_dir)  # its .hydra/ and train.log tell of the failed attempt
     # going on from another of its checkpoints would rewind the run over its own later files
     (best,) = (run_dir / "checkpoints").glob("epoch_*.ckpt")
     rewind = run_cli("train.py", data, *EXACT, f"ckpt_path={best}", f"hydra.run.dir={run_dir}")
@@ -165,6 +171,26 @@ def test_a_run_into_an_earlier_runs_dir_is_refused_and_a_resume_there_goes_on(
     after = files_in(run_dir)
     again = run_cli("train.py", data, *EXACT, f"ckpt_path={last}", f"hydra.run.dir={run_dir}")
     assert again.returncode == 2 and "To go on with" not in again.stderr and files_in(run_dir) == after
+
+
+def test_a_run_stopped_in_its_test_points_to_eval_and_is_not_resumed_in_place(
+    synthetic_data_dir: Path, tmp_path: Path
+) -> None:
+    """Stopped during the test after fit, the record said 'No checkpoint was saved' beside the eval.py command
+    for its best checkpoint, and a rerun into its dir was told to resume a finished training."""
+    data, run_dir = f"data.data_dir={synthetic_data_dir}", tmp_path / "a"
+    stopped = run_cli("train.py", data, *EXACT, "test=true", "+callbacks.signal._target_=helper_callbacks.SignalInTest",
+                      f"hydra.run.dir={run_dir}")  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    record = read_metrics(run_dir)
+    assert record["resume_command"].startswith("python ") and "eval.py ckpt_path=" in record["resume_command"]
+    assert "after training had finished. Its best checkpoint: " in stopped.stderr
+    assert "No checkpoint was saved" not in stopped.stderr
+    again = run_cli("train.py", data, *EXACT, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                    f"hydra.run.dir={run_dir}")  # fmt: skip
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert f"To go on with it, run the command it printed: {record['resume_command']}" in again.stderr
+    assert read_metrics(run_dir) == record
 
 
 def test_a_resumed_run_in_a_new_folder_tests_its_best_checkpoint(synthetic_data_dir: Path, tmp_path: Path) -> None:
@@ -287,6 +313,7 @@ BAD_VALUES = {
     "data.shuffle_seed=x": "data.shuffle_seed must be an integer or null",
     "data.batch_size=550": "data.batch_size=550 is larger than the training set: the training file in",  # in fit
     "trainer.limit_val_batches=0": "Validation is off (trainer.limit_val_batches=0), but callbacks.model_checkpoint",
+    "trainer.check_val_every_n_epoch=null": "Validation is off (trainer.check_val_every_n_epoch=null), but callbacks.",
     "trainer.precision=banana": "`trainer` (lightning.pytorch.trainer.trainer.Trainer) cannot be built from the "
     "config: Precision 'banana' is invalid",
     # an attack review's: a run that trained or tested nothing said ok; the rest were tracebacks, some after an epoch

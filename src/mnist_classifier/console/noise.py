@@ -28,6 +28,9 @@ LIBRARY_WARNINGS = (
     (r"It is recommended to use `self.log\('(train|val|test)/.*sync_dist=True", r"lightning\..*"),
     # Lightning 2.6's all_gather (the test report's, under DDP) calls a torch function torch 2.14 deprecates
     (r"torch.distributed.nn.functional.all_gather is deprecated", r"lightning\..*"),
+    # a training resumed in its own run dir, or a requeued job, finds its earlier checkpoints there: meant to
+    # (any other run into a dir with checkpoints is refused before it starts: runtime/run_dir_guard.py)
+    (r"Checkpoint directory .* exists and is not empty", r"lightning\..*"),
     # debug=overfit: Lightning replays the same batches in order, as the preset means it to
     (r"You requested to overfit but enabled train dataloader shuffling", r"lightning\..*"),
 )

@@ -35,3 +35,15 @@ def read_metrics(run_dir: str | Path, missing: Mapping[str, Any] | None = None) 
     if missing is not None and not path.is_file():
         return dict(missing)
     return json.loads(path.read_text())
+
+
+def earlier_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The metrics.json an earlier run (or attempt) left in a run dir: None where there is none, {} where it
+    cannot be read (damaged, or not a JSON object)."""
+    try:
+        record = read_metrics(run_dir, missing={"status": None})
+    except (ValueError, OSError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return None if record == {"status": None} else record

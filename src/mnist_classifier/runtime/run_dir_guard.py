@@ -24,7 +24,7 @@ from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.cluster import job_id, restart_count
 from mnist_classifier.runtime.command_line import override_value
 from mnist_classifier.runtime.error_messages import report_bad_input
-from mnist_classifier.runtime.metrics_file import METRICS_FILE, read_metrics
+from mnist_classifier.runtime.metrics_file import METRICS_FILE, earlier_record
 
 # what an earlier run leaves that a new one would write again
 RESULTS = (METRICS_FILE, "checkpoints/*.ckpt", "hpc_ckpt_*.ckpt")
@@ -37,27 +37,31 @@ class FinishedBeforeRestart(Exception):
 
 
 def earlier_results(directory: Path, jobs: bool = False) -> list[Path]:
-    """The files of an earlier run in a run dir (`jobs`: in the job dirs of a sweep dir) that a new run
-    would replace."""
-    return [path for pattern in RESULTS for path in sorted(directory.glob(f"*/{pattern}" if jobs else pattern))]
+    """The files of an earlier run in a run dir (`jobs`: in the job dirs of a sweep dir, however deep its
+    hydra.sweep.subdir puts them) that a new run would replace."""
+    return [path for pattern in RESULTS for path in sorted(directory.glob(f"**/{pattern}" if jobs else pattern))]
 
 
 def _status(run_dir: Path) -> str | None:
     """metrics.json's status (ok, failed, interrupted); None for a run killed before it wrote one."""
-    with contextlib.suppress(ValueError, OSError):
-        return read_metrics(run_dir, missing={}).get("status")
-    return "unreadable"
+    record = earlier_record(run_dir)
+    return None if record is None else record.get("status", "unreadable")
 
 
-def _interrupted_training(config: DictConfig, run_dir: Path) -> bool:
-    """This is train.py (only its config has `train`), and the run in `run_dir` stopped before the end."""
-    return config.get("train") is True and _status(run_dir) in (None, "interrupted")
+def _resumable(config: DictConfig, run_dir: Path) -> bool:
+    """This is train.py (only its config has `train`), and the run in `run_dir` stopped in its training: killed
+    (no metrics.json), or interrupted before the training's end (stopped in the test after it, eval.py tests
+    its best checkpoint)."""
+    if config.get("train") is not True:
+        return False
+    record = earlier_record(run_dir)
+    return record is None or (record.get("status") == "interrupted" and not record.get("training_finished"))
 
 
 def _resumes_in_place(config: DictConfig, run_dir: Path) -> bool:
     """`python train.py hydra.run.dir=D ckpt_path=D/checkpoints/last.ckpt`: the interrupted training, going on."""
     ckpt_path = config.get("ckpt_path")
-    if not isinstance(ckpt_path, str) or not _interrupted_training(config, run_dir):
+    if not isinstance(ckpt_path, str) or not _resumable(config, run_dir):
         return False
     checkpoint = Path(ckpt_path).resolve()
     return any(checkpoint == path.resolve() for pattern in RESUMABLE for path in run_dir.glob(pattern))
@@ -80,9 +84,11 @@ def _refusal(config: DictConfig, key: str, directory: Path, found: list[Path], s
         how = f"Every run in one SLURM job step shares the job's dir: give each its own {key}"
     else:
         how = "Move the earlier run away"
-    last = directory / "checkpoints" / "last.ckpt"
+    last, record = directory / "checkpoints" / "last.ckpt", earlier_record(directory) or {}
     resume = ""
-    if not sweep and last.is_file() and _interrupted_training(config, directory):
+    if not sweep and record.get("status") == "interrupted" and record.get("resume_command"):
+        resume = f" To go on with it, run the command it printed: {record['resume_command']}"
+    elif not sweep and last.is_file() and _resumable(config, directory):
         argument = shlex.quote(f"ckpt_path={override_value(last)}")
         resume = f" To go on with its interrupted training there instead, add {argument}."
     return (
@@ -99,13 +105,16 @@ def check_run_dir(config: DictConfig, sweep: bool = False) -> None:
         directory = Path(str(config.hydra.sweep.dir if sweep else config.hydra.run.dir))
     except OmegaConfBaseException:
         return  # a bad ${...} in it: Hydra's next step reports it (runtime/error_messages.py)
+    with contextlib.suppress(OmegaConfBaseException):  # Hydra's own run dir: not known yet, it is hydra.run.dir
+        if not sweep and "paths" in config and config.paths.get("output_dir"):  # the files go where it says
+            key, directory = "paths.output_dir", Path(str(config.paths.output_dir))
     found = earlier_results(directory, jobs=sweep)
     if not found:
         return
     job = job_id()
     if restart_count() > 0 and job is not None:
         if sweep or _status(directory) != "ok":
-            return  # the job goes on from the checkpoint its previous attempt left
+            return  # the job goes on from the checkpoint its previous attempt left (a sweep's jobs: runner.py)
         if job.startswith("slurm-"):
             raise FinishedBeforeRestart(directory)  # SLURM's job ids are unique: this job's own run
         # torchrun restarts a job that failed, its refusal here included: a finished run is another job's

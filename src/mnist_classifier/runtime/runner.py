@@ -24,11 +24,11 @@ from mnist_classifier.console.formatter import lightning_logs_through_the_run
 from mnist_classifier.console.noise import quiet_library_warnings
 from mnist_classifier.console.results import print_results
 from mnist_classifier.console.story import tell
-from mnist_classifier.runtime.cluster import is_rank_zero
+from mnist_classifier.runtime.cluster import is_rank_zero, job_id, restart_count
 from mnist_classifier.runtime.command_line import command_line, override_value
 from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
 from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
-from mnist_classifier.runtime.metrics_file import write_metrics
+from mnist_classifier.runtime.metrics_file import earlier_record, write_metrics
 from mnist_classifier.runtime.run_checks import check_common
 from mnist_classifier.utils.threads import limit_threads
 
@@ -62,13 +62,18 @@ def _interrupted_record(stop: RunInterrupted, guard: InterruptGuard) -> dict[str
         where = f" after epoch {guard.last_completed_epoch} (and part of the next)"
     else:
         where = " before a training epoch was complete" if guard.training_started else ""
-    saved = f" Saved {guard.checkpoint}." if guard.checkpoint else (" No checkpoint was saved." if where else "")
+    best = guard.best_checkpoint or guard.checkpoint
+    if guard.training_finished and best is not None:
+        saved = f" Its best checkpoint: {best}."
+    else:
+        saved = f" Saved {guard.checkpoint}." if guard.checkpoint else (" No checkpoint was saved." if where else "")
     verb = "Test it" if guard.training_finished else ("Resume" if guard.checkpoint else "Run it again")
     log.warning("Interrupted by %s%s.%s %s with:\n  %s", stop.signal_name, where, saved, verb, command)
     return {
         "status": "interrupted",
         "signal": stop.signal_name,
         "last_completed_epoch": guard.last_completed_epoch,
+        "training_finished": guard.training_finished,
         "ckpt_path": str(guard.checkpoint) if guard.checkpoint else None,
         "resume_command": command,
         "history": [epoch.as_row() for epoch in guard.epochs],
@@ -90,10 +95,16 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
         tell(f"Run dir: {cfg.paths.output_dir}")
         if cfg.get("extras", {}).get("print_config"):
             print_config_tree(cfg, cfg.paths.output_dir)
+    earlier = earlier_record(cfg.paths.output_dir) or {}  # a resume in place, a requeued job (run_dir_guard.py)
+    if earlier.get("status") == "ok" and restart_count() > 0 and job_id() is not None:
+        tell(f"Restart {restart_count()} of {job_id()}: this run had finished; its results stand.")
+        return earlier  # a sweep's finished job, when SLURM requeues the sweep
 
     def record(metrics: dict[str, Any]) -> dict[str, Any]:
         metrics = {**metrics, "tags": list(cfg.get("tags") or []), "wall_time_s": round(time.perf_counter() - start, 2)}
-        if is_rank_zero():
+        # a resume that failed before it trained (another model, more epochs) keeps the interrupted run's record
+        kept = metrics["status"] == "failed" and earlier.get("status") == "interrupted" and not guard.training_started
+        if is_rank_zero() and not kept:
             write_metrics(cfg.paths.output_dir, metrics)
         return metrics
 
