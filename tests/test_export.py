@@ -753,3 +753,11 @@ def test_export_refuses_what_it_cannot_export(checkpoint: Path, tmp_path: Path) 
     assert missing.returncode == 2 and "export.py needs a checkpoint" in missing.stderr
     bad_format = run_cli("export.py", f"ckpt_path={checkpoint}", "format=tflite", f"hydra.run.dir={tmp_path / 'b'}")
     assert bad_format.returncode == 2 and "format must be one of onnx, pt2, safetensors" in bad_format.stderr
+    # a checkpoint of the training run given as the output: exported over, exit 0
+    over = checkpoint.with_name("best.ckpt")
+    over.write_bytes(checkpoint.read_bytes())
+    refused = run_cli("export.py", f"ckpt_path={checkpoint}", f"output={over}", f"hydra.run.dir={tmp_path / 'c'}")
+    assert (
+        refused.returncode == 2 and f"output={over} does not end in .onnx, as a format=onnx file does" in refused.stderr
+    )
+    assert over.read_bytes() == checkpoint.read_bytes()

@@ -7,6 +7,7 @@ loads with torch's `weights_only=True` and rebuilds its own network, whichever m
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,7 +73,9 @@ def _check_loss(criterion: Any, loss: Mapping[str, Any]) -> None:
     a regression loss (MSELoss) or `reduction: none` failed at the first training step, with torch's message."""
     scores = torch.zeros(2, NUM_CLASSES, requires_grad=True)
     try:
-        value = criterion(scores, torch.zeros(2, dtype=torch.long))
+        with warnings.catch_warnings():  # torch's own note on the shapes, before the error this reports
+            warnings.simplefilter("ignore")
+            value = criterion(scores, torch.zeros(2, dtype=torch.long))
         one_number = isinstance(value, torch.Tensor) and value.ndim == 0
         reason = None if one_number else f"it gave {shown(value)}, not one number"
     except (RuntimeError, ValueError, TypeError) as err:
@@ -81,8 +84,8 @@ def _check_loss(criterion: Any, loss: Mapping[str, Any]) -> None:
         raise ConfigValueError(
             f"model.loss ({loss.get('_target_')}) cannot score class labels: {reason}. The module gives it a batch's "
             f"scores, shape (N, {NUM_CLASSES}), and the digits as class indices, shape (N,), and trains on the one "
-            f"number it returns: use a classification loss, e.g. model.loss._target_=torch.nn.CrossEntropyLoss "
-            f"(NLLLoss for log-probabilities, as the dense net gives)."
+            f"number it returns: check the loss's settings (model.loss.*), and that it is a classification loss, "
+            f"e.g. torch.nn.CrossEntropyLoss (NLLLoss for log-probabilities, as the dense net gives)."
         )
 
 

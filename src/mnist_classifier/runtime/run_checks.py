@@ -105,10 +105,15 @@ def check_validation_feeds_monitors(cfg: DictConfig) -> None:
     trainer = cfg.trainer
     if trainer.get("limit_val_batches") != 0 and trainer.get("check_val_every_n_epoch", 1) is not None:
         return
+    off = (
+        "trainer.limit_val_batches=0"
+        if trainer.get("limit_val_batches") == 0
+        else "trainer.check_val_every_n_epoch=null"
+    )
     for name, callback in (cfg.get("callbacks") or {}).items():
         monitor = callback.get("monitor") if callback is not None else None
         if isinstance(monitor, str) and monitor.startswith("val/"):
             raise ConfigValueError(
-                f"Validation is off (trainer.limit_val_batches=0), but callbacks.{name} watches {monitor}. "
+                f"Validation is off ({off}), but callbacks.{name} watches {monitor}. "
                 f"Switch it off too (callbacks.{name}=null), or keep validation."
             )

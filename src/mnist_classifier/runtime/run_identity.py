@@ -96,11 +96,12 @@ def _short_keys(keys: list[str]) -> dict[str, str]:
 
 
 def _checkpoint_name(path: str) -> str:
-    """`<run>/checkpoints/epoch_001.ckpt` as `<run's time>_epoch_001`: which run's checkpoint, not only which
-    of its files (every run has a last.ckpt)."""
+    """`<run>/checkpoints/epoch_001.ckpt` as `<run's time>_epoch_001` (a sweep job's: `<sweep's time>_<job>_...`):
+    which run's checkpoint, not only which of its files (every run has a last.ckpt)."""
     checkpoint = Path(path)
     run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    when = TIMESTAMP_MICROSECONDS.sub(r"\1", run.name)
+    names = [run.parent.name, run.name] if run.name.isdigit() else [run.name]  # a sweep's job: its number in it
+    when = "_".join(TIMESTAMP_MICROSECONDS.sub(r"\1", name) for name in names)
     return f"{when}_{checkpoint.stem}" if when else checkpoint.stem
 
 

@@ -134,6 +134,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
             f"output={cfg.output} is a folder; name the file to write, e.g. "
             f"output={Path(cfg.output) / FORMATS[cfg.format]}."
         )
+    suffix = Path(FORMATS[cfg.format]).suffix
+    if cfg.get("output") and Path(cfg.output).suffix != suffix:  # `output=.../epoch_000.ckpt` wrote over it
+        raise ConfigValueError(
+            f"output={cfg.output} does not end in {suffix}, as a format={cfg.format} file does: name the file "
+            f"to write with it, e.g. output={Path(cfg.output).with_suffix(suffix)}."
+        )
     outputs = f"probabilities (N, {NUM_CLASSES}), logits (N, {NUM_CLASSES})"
     hyper_parameters: dict[str, Any] = {}  # what model.json records (format=safetensors: one checkpoint only)
     if isinstance(cfg.ckpt_path, str):
