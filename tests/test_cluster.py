@@ -184,6 +184,52 @@ def test_a_metrics_file_that_is_not_a_record_does_not_open_the_dir(text: str, tm
         check_run_dir(config)
 
 
+@pytest.mark.parametrize(
+    ("environment", "goes_on"),
+    [({"TORCHELASTIC_RUN_ID": "job1", "TORCHELASTIC_RESTART_COUNT": "1"}, False),
+     ({**slurm_env("777", 0, 1, 29500), "SLURM_RESTART_COUNT": "1"}, True)],
+    ids=["torchrun restart: maybe another job's sweep", "slurm requeue: this job's"],
+)  # fmt: skip
+def test_a_restarted_sweep_goes_on_in_its_dir_only_under_slurm(
+    environment: dict[str, str], goes_on: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omegaconf import OmegaConf
+
+    from mnist_classifier.errors import ConfigValueError
+    from mnist_classifier.runtime.metrics_file import write_metrics
+    from mnist_classifier.runtime.run_dir_guard import check_run_dir
+
+    for name in [*os.environ]:
+        if name.startswith(("SLURM_", "TORCHELASTIC_")):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    write_metrics(tmp_path / "0", {"status": "ok"})
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "overrides": {"hydra": [], "task": []}}})
+    if goes_on:
+        check_run_dir(config, sweep=True)
+    else:
+        with pytest.raises(ConfigValueError, match="already holds an earlier run's results"):
+            check_run_dir(config, sweep=True)
+
+
+def test_a_refusal_does_not_offer_a_command_it_would_refuse(tmp_path: Path) -> None:
+    """A run stopped before it saved a checkpoint printed 'run it again', into the same dir: refused again."""
+    from omegaconf import OmegaConf
+
+    from mnist_classifier.errors import ConfigValueError
+    from mnist_classifier.runtime.metrics_file import write_metrics
+    from mnist_classifier.runtime.run_dir_guard import check_run_dir
+
+    again = f"python train.py paths.output_dir={tmp_path}"
+    write_metrics(tmp_path, {"status": "interrupted", "ckpt_path": None, "resume_command": again})
+    hydra = {"run": {"dir": str(tmp_path / "x")}, "overrides": {"hydra": [], "task": []}}
+    config = OmegaConf.create({"train": True, "paths": {"output_dir": str(tmp_path)}, "hydra": hydra})
+    with pytest.raises(ConfigValueError) as error:
+        check_run_dir(config)
+    assert "run the command it printed" not in str(error.value)
+
+
 def test_requeued_sweep_keeps_its_finished_jobs(synthetic_data_dir: Path, tmp_path: Path) -> None:
     """SLURM requeued a sweep that had finished: each job went on from its finished last.ckpt, failed with
     'nothing left to train', and its ok metrics.json became failed."""

@@ -86,7 +86,8 @@ def _refusal(config: DictConfig, key: str, directory: Path, found: list[Path], s
         how = "Move the earlier run away"
     last, record = directory / "checkpoints" / "last.ckpt", earlier_record(directory) or {}
     resume = ""
-    if not sweep and record.get("status") == "interrupted" and record.get("resume_command"):
+    goes_on = record.get("ckpt_path") or record.get("training_finished")  # not "run it again", into this dir
+    if not sweep and record.get("status") == "interrupted" and record.get("resume_command") and goes_on:
         resume = f" To go on with it, run the command it printed: {record['resume_command']}"
     elif not sweep and last.is_file() and _resumable(config, directory):
         argument = shlex.quote(f"ckpt_path={override_value(last)}")
@@ -113,11 +114,15 @@ def check_run_dir(config: DictConfig, sweep: bool = False) -> None:
         return
     job = job_id()
     if restart_count() > 0 and job is not None:
-        if sweep or _status(directory) != "ok":
-            return  # the job goes on from the checkpoint its previous attempt left (a sweep's jobs: runner.py)
-        if job.startswith("slurm-"):
-            raise FinishedBeforeRestart(directory)  # SLURM's job ids are unique: this job's own run
-        # torchrun restarts a job that failed, its refusal here included: a finished run is another job's
+        # SLURM's job ids are unique: what its dir holds is this job's. torchrun restarts a job that failed, its
+        # refusal here included: a finished run there is another job's, and so may a sweep's be
+        slurm = job.startswith("slurm-")
+        if sweep and slurm:
+            return  # the sweep goes on; its finished jobs keep their results (runner.py)
+        if not sweep and _status(directory) != "ok":
+            return  # the job goes on from the checkpoint its previous attempt left
+        if not sweep and slurm:
+            raise FinishedBeforeRestart(directory)
     if not sweep and _resumes_in_place(config, directory):
         return
     raise ConfigValueError(_refusal(config, key, directory, found, sweep))

@@ -80,6 +80,14 @@ def _interrupted_record(stop: RunInterrupted, guard: InterruptGuard) -> dict[str
     }
 
 
+def _requeued_grid_job() -> bool:
+    """A job of a grid sweep (Hydra's basic sweeper) that SLURM requeued: its number means the same values
+    as before, so a finished one's results stand. (An Optuna study numbers its jobs again on a requeue.)"""
+    if restart_count() < 1 or not (job_id() or "").startswith("slurm-") or not in_multirun():
+        return False
+    return str(HydraConfig.get().sweeper.get("_target_", "")).endswith("BasicSweeper")
+
+
 def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
     """Check the common values and limit the threads, then run `task`; what happened is recorded in
     metrics.json (status ok / failed / interrupted).
@@ -96,14 +104,21 @@ def run_task(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> d
         if cfg.get("extras", {}).get("print_config"):
             print_config_tree(cfg, cfg.paths.output_dir)
     earlier = earlier_record(cfg.paths.output_dir) or {}  # a resume in place, a requeued job (run_dir_guard.py)
-    if earlier.get("status") == "ok" and restart_count() > 0 and job_id() is not None:
+    if earlier.get("status") == "ok" and _requeued_grid_job():
         tell(f"Restart {restart_count()} of {job_id()}: this run had finished; its results stand.")
-        return earlier  # a sweep's finished job, when SLURM requeues the sweep
+        return earlier
+    # a resume in place that fails before it trains (another network, more epochs) keeps the interrupted record
+    resumes_in_place = bool(cfg.get("train") is True and cfg.get("ckpt_path") and restart_count() == 0)
 
     def record(metrics: dict[str, Any]) -> dict[str, Any]:
         metrics = {**metrics, "tags": list(cfg.get("tags") or []), "wall_time_s": round(time.perf_counter() - start, 2)}
-        # a resume that failed before it trained (another model, more epochs) keeps the interrupted run's record
-        kept = metrics["status"] == "failed" and earlier.get("status") == "interrupted" and not guard.training_started
+        kept = (
+            resumes_in_place
+            and not in_multirun()
+            and metrics["status"] == "failed"
+            and earlier.get("status") == "interrupted"
+            and not guard.training_started
+        )
         if is_rank_zero() and not kept:
             write_metrics(cfg.paths.output_dir, metrics)
         return metrics
