@@ -23,10 +23,6 @@ def _in_slurm_job() -> bool:
     return SLURMEnvironment.detect()
 
 
-def is_torchrun() -> bool:
-    return "TORCHELASTIC_RUN_ID" in os.environ
-
-
 def job_id() -> str | None:
     """The launcher's name for this job, the same in each of its processes; None when started by hand."""
     if _in_slurm_job():
@@ -34,7 +30,7 @@ def job_id() -> str | None:
         name = f"{array_job}_{array_task}" if array_job and array_task else os.environ["SLURM_JOB_ID"]
         step = os.environ.get("SLURM_STEP_ID", "")
         return f"slurm-{name}" + (f".{step}" if step.isdigit() and step != "0" else "")
-    if is_torchrun():
+    if "TORCHELASTIC_RUN_ID" in os.environ:
         run_id = os.environ["TORCHELASTIC_RUN_ID"]
         if run_id != "none":  # torchrun --rdzv-id=...
             return f"torchrun-{run_id}"

@@ -9,6 +9,11 @@ import shlex
 from pathlib import Path
 
 
+def override_key(override: str) -> str:
+    """The key an override sets, less Hydra's `+`/`++`/`~` (`+callbacks.x.y=1` -> `callbacks.x.y`)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def command_line(script: str, overrides: list[str]) -> str:
     """`python <script> <overrides>` as a user can paste it into a shell."""
     return shlex.join(["python", script, *overrides])

@@ -40,10 +40,10 @@ def read_metrics(run_dir: str | Path, missing: Mapping[str, Any] | None = None) 
 def earlier_record(run_dir: str | Path) -> dict[str, Any] | None:
     """The metrics.json an earlier run (or attempt) left in a run dir: None where there is none, {} where it
     cannot be read (damaged, or not a JSON object)."""
+    if not (Path(run_dir) / METRICS_FILE).is_file():
+        return None
     try:
-        record = read_metrics(run_dir, missing={"status": None})
+        record = read_metrics(run_dir)
     except (ValueError, OSError):
         return {}
-    if not isinstance(record, dict):
-        return {}
-    return None if record == {"status": None} else record
+    return record if isinstance(record, dict) else {}

@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mnist_classifier.errors import ConfigValueError
 from mnist_classifier.runtime.cluster import job_id, restart_count
-from mnist_classifier.runtime.command_line import override_value
+from mnist_classifier.runtime.command_line import override_key, override_value
 from mnist_classifier.runtime.error_messages import report_bad_input
 from mnist_classifier.runtime.metrics_file import METRICS_FILE, earlier_record
 
@@ -42,26 +42,19 @@ def earlier_results(directory: Path, jobs: bool = False) -> list[Path]:
     return [path for pattern in RESULTS for path in sorted(directory.glob(f"**/{pattern}" if jobs else pattern))]
 
 
-def _status(run_dir: Path) -> str | None:
-    """metrics.json's status (ok, failed, interrupted); None for a run killed before it wrote one."""
-    record = earlier_record(run_dir)
-    return None if record is None else record.get("status", "unreadable")
-
-
-def _resumable(config: DictConfig, run_dir: Path) -> bool:
-    """This is train.py (only its config has `train`), and the run in `run_dir` stopped in its training: killed
-    (no metrics.json), or interrupted before the training's end (stopped in the test after it, eval.py tests
-    its best checkpoint)."""
+def _resumable(config: DictConfig, record: dict[str, Any] | None) -> bool:
+    """This is train.py (only its config has `train`), and the earlier run (its metrics.json `record`) stopped in
+    its training: killed (no metrics.json), or interrupted before the training's end (stopped in the test after
+    it, eval.py tests its best checkpoint)."""
     if config.get("train") is not True:
         return False
-    record = earlier_record(run_dir)
     return record is None or (record.get("status") == "interrupted" and not record.get("training_finished"))
 
 
-def _resumes_in_place(config: DictConfig, run_dir: Path) -> bool:
+def _resumes_in_place(config: DictConfig, run_dir: Path, record: dict[str, Any] | None) -> bool:
     """`python train.py hydra.run.dir=D ckpt_path=D/checkpoints/last.ckpt`: the interrupted training, going on."""
     ckpt_path = config.get("ckpt_path")
-    if not isinstance(ckpt_path, str) or not _resumable(config, run_dir):
+    if not isinstance(ckpt_path, str) or not _resumable(config, record):
         return False
     checkpoint = Path(ckpt_path).resolve()
     return any(checkpoint == path.resolve() for pattern in RESUMABLE for path in run_dir.glob(pattern))
@@ -71,10 +64,12 @@ def _given(config: DictConfig, key: str) -> bool:
     """Whether the command line set `key` (else Hydra's config, or a cluster job's id, named the dir). Hydra
     keeps the overrides of its own keys apart from the task's."""
     overrides = config.hydra.overrides
-    return any(o.split("=", 1)[0].lstrip("+~") == key for o in [*overrides.hydra, *overrides.task])
+    return any(override_key(o) == key for o in [*overrides.hydra, *overrides.task])
 
 
-def _refusal(config: DictConfig, key: str, directory: Path, found: list[Path], sweep: bool) -> str:
+def _refusal(
+    config: DictConfig, key: str, directory: Path, found: list[Path], record: dict[str, Any] | None, sweep: bool
+) -> str:
     names = ", ".join(str(path.relative_to(directory)) for path in found[:3]) + (", ..." if len(found) > 3 else "")
     if _given(config, key):
         how = f"Name a new {key} (or leave it out: every run gets a new dir under logs/), or move the earlier run away"
@@ -84,12 +79,12 @@ def _refusal(config: DictConfig, key: str, directory: Path, found: list[Path], s
         how = f"Every run in one SLURM job step shares the job's dir: give each its own {key}"
     else:
         how = "Move the earlier run away"
-    last, record = directory / "checkpoints" / "last.ckpt", earlier_record(directory) or {}
+    last, printed = directory / "checkpoints" / "last.ckpt", record or {}
     resume = ""
-    goes_on = record.get("ckpt_path") or record.get("training_finished")  # not "run it again", into this dir
-    if not sweep and record.get("status") == "interrupted" and record.get("resume_command") and goes_on:
-        resume = f" To go on with it, run the command it printed: {record['resume_command']}"
-    elif not sweep and last.is_file() and _resumable(config, directory):
+    goes_on = printed.get("ckpt_path") or printed.get("training_finished")  # not "run it again", into this dir
+    if not sweep and printed.get("status") == "interrupted" and printed.get("resume_command") and goes_on:
+        resume = f" To go on with it, run the command it printed: {printed['resume_command']}"
+    elif not sweep and last.is_file() and _resumable(config, record):
         argument = shlex.quote(f"ckpt_path={override_value(last)}")
         resume = f" To go on with its interrupted training there instead, add {argument}."
     return (
@@ -112,6 +107,7 @@ def check_run_dir(config: DictConfig, sweep: bool = False) -> None:
     found = earlier_results(directory, jobs=sweep)
     if not found:
         return
+    record = None if sweep else earlier_record(directory)
     job = job_id()
     if restart_count() > 0 and job is not None:
         # SLURM's job ids are unique: what its dir holds is this job's. torchrun restarts a job that failed, its
@@ -119,13 +115,13 @@ def check_run_dir(config: DictConfig, sweep: bool = False) -> None:
         slurm = job.startswith("slurm-")
         if sweep and slurm:
             return  # the sweep goes on; its finished jobs keep their results (runner.py)
-        if not sweep and _status(directory) != "ok":
+        if not sweep and (record or {}).get("status") != "ok":
             return  # the job goes on from the checkpoint its previous attempt left
         if not sweep and slurm:
             raise FinishedBeforeRestart(directory)
-    if not sweep and _resumes_in_place(config, directory):
+    if not sweep and _resumes_in_place(config, directory, record):
         return
-    raise ConfigValueError(_refusal(config, key, directory, found, sweep))
+    raise ConfigValueError(_refusal(config, key, directory, found, record, sweep))
 
 
 class KeepEarlierRuns(Callback):

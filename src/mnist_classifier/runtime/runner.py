@@ -25,7 +25,7 @@ from mnist_classifier.console.noise import quiet_library_warnings
 from mnist_classifier.console.results import print_results
 from mnist_classifier.console.story import tell
 from mnist_classifier.runtime.cluster import is_rank_zero, job_id, restart_count
-from mnist_classifier.runtime.command_line import command_line, override_value
+from mnist_classifier.runtime.command_line import command_line, override_key, override_value
 from mnist_classifier.runtime.error_messages import EXIT_BAD_INPUT, user_error_message
 from mnist_classifier.runtime.interrupts import InterruptGuard, RunInterrupted, interrupt_guard
 from mnist_classifier.runtime.metrics_file import earlier_record, write_metrics
@@ -45,7 +45,7 @@ def _resume_command(guard: InterruptGuard) -> str:
     eval.py; rerun a run that saved nothing."""
     script = sys.argv[0]
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "ckpt_path"]
+    kept = [o for o in overrides if override_key(o) != "ckpt_path"]
     best = guard.best_checkpoint or guard.checkpoint
     if guard.training_finished and best is not None:
         return command_line(str(Path(script).with_name("eval.py")), [f"ckpt_path={override_value(best)}"])
